@@ -1,0 +1,82 @@
+/**
+ * A test client in a container. Commands (JSON lines on stdin):
+ *   {cmd:"burst", count, concurrency, size}  many requests, each checked
+ *   {cmd:"one", size, timeoutMs?}            one request, result or error code
+ *   {cmd:"abandon", count}                   send requests and exit at once
+ * Replies are checked against what this process knows of itself: its PID as
+ * its own container sees it (process.pid), its uid/gid, and the payload.
+ */
+import { randomBytes } from 'node:crypto';
+import { openNetlinkClient } from '../../../transport/netlink-client.js';
+import { emit, onCommand, errorCode, ECHO_HEADER } from './io.js';
+
+const expectedCtid = Number(process.argv[2] ?? 0);
+const client = await openNetlinkClient();
+emit({ type: 'ready', pid: process.pid, uid: process.getuid?.(), gid: process.getgid?.() });
+
+interface Check {
+  ok: boolean;
+  misrouted: boolean;
+  cookie: bigint;
+}
+
+function check(sent: Uint8Array, reply: Uint8Array): Check {
+  const view = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
+  const echoed = reply.subarray(ECHO_HEADER);
+  const sameBytes = echoed.length === sent.length && Buffer.compare(Buffer.from(echoed), Buffer.from(sent)) === 0;
+  const stampOk =
+    view.getUint32(0, true) === expectedCtid &&
+    view.getUint32(4, true) === process.pid &&
+    view.getUint32(8, true) === process.getuid!() &&
+    view.getUint32(12, true) === process.getgid!();
+  return { ok: sameBytes && stampOk, misrouted: !sameBytes, cookie: view.getBigUint64(16, true) };
+}
+
+onCommand(async (cmd) => {
+  if (cmd.cmd === 'burst') {
+    const count = Number(cmd.count);
+    const concurrency = Number(cmd.concurrency ?? 32);
+    const size = Number(cmd.size ?? 64);
+    let next = 0;
+    let ok = 0;
+    let misrouted = 0;
+    let badStamp = 0;
+    const errors: Record<string, number> = {};
+    const cookies = new Set<string>();
+    const started = Date.now();
+    async function worker(): Promise<void> {
+      while (next < count) {
+        next++;
+        const payload = randomBytes(1 + Math.floor(Math.random() * size));
+        try {
+          const c = check(payload, await client.request(payload));
+          cookies.add(c.cookie.toString());
+          if (c.ok) ok++;
+          else if (c.misrouted) misrouted++;
+          else badStamp++;
+        } catch (err) {
+          const code = errorCode(err);
+          errors[code] = (errors[code] ?? 0) + 1;
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    emit({ type: 'burst', count, ok, misrouted, badStamp, errors, cookies: [...cookies], ms: Date.now() - started });
+  } else if (cmd.cmd === 'one') {
+    const payload = randomBytes(Number(cmd.size ?? 16));
+    try {
+      const opts = cmd.timeoutMs ? { timeoutMs: Number(cmd.timeoutMs) } : undefined;
+      const c = check(payload, await client.request(payload, opts));
+      emit({ type: 'one', ok: c.ok, cookie: c.cookie });
+    } catch (err) {
+      emit({ type: 'one', ok: false, code: errorCode(err), message: (err as Error).message });
+    }
+  } else if (cmd.cmd === 'abandon') {
+    for (let i = 0; i < Number(cmd.count); i++) client.request(randomBytes(16)).catch(() => undefined);
+    // Give the sends a moment to leave, then vanish without reading replies.
+    setTimeout(() => process.exit(0), 50);
+  } else if (cmd.cmd === 'close') {
+    await client.close();
+    process.exit(0);
+  }
+});

@@ -1,0 +1,22 @@
+/** JSON-lines plumbing shared by the VM test agents. */
+import { createInterface } from 'node:readline';
+
+export function emit(message: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(message, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}\n`);
+}
+
+export function onCommand(handler: (command: Record<string, unknown>) => Promise<void> | void): void {
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    Promise.resolve()
+      .then(() => handler(JSON.parse(line) as Record<string, unknown>))
+      .catch((err: unknown) => emit({ type: 'fatal', error: String((err as Error)?.stack ?? err) }));
+  });
+}
+
+export function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' ? code : String(err);
+}
+
+/** Echo reply layout: ctid u32, pid u32, uid u32, gid u32, netns cookie u64, then the request payload. */
+export const ECHO_HEADER = 24;

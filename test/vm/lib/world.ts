@@ -1,0 +1,50 @@
+/**
+ * A small world of containers for transport tests: the module loaded with
+ * vhsm_veid = 412, a "vhsm" netns bound to it, and client netns bound to
+ * their CTIDs, all from the host (initial netns) through VhsmAdmin.
+ */
+import { VhsmAdmin } from '../../../transport/netlink-admin.js';
+import { loadModule, unloadModule, type ModuleParams } from './module.js';
+import { Agent, createNetns, type AgentOptions } from './netns.js';
+
+export const VHSM_CTID = 412;
+
+export class World {
+  readonly agents: Agent[] = [];
+  private constructor(readonly admin: VhsmAdmin) {}
+
+  static async create(clients: Record<string, number>, params: ModuleParams = {}): Promise<World> {
+    loadModule({ vhsm_veid: VHSM_CTID, ...params });
+    const admin = await VhsmAdmin.open();
+    const world = new World(admin);
+    await admin.bind(VHSM_CTID, { netnsPath: createNetns('vhsm') });
+    for (const [name, ctid] of Object.entries(clients)) await admin.bind(ctid, { netnsPath: createNetns(name) });
+    return world;
+  }
+
+  agent(ns: string | null, script: string, args: string[] = [], options: AgentOptions = {}): Agent {
+    const agent = new Agent(ns, script, args, options);
+    this.agents.push(agent);
+    return agent;
+  }
+
+  /** An echo server in the vhsm netns, registered and ready. */
+  async echoServer(mode: 'echo' | 'silent' = 'echo'): Promise<Agent> {
+    const server = this.agent('vhsm', 'echo-server', [mode]);
+    const ready = await server.next<{ type: string; code?: string }>();
+    if (ready.type !== 'ready') throw new Error(`echo server did not register: ${JSON.stringify(ready)} ${server.stderr}`);
+    return server;
+  }
+
+  async client(ns: string, ctid: number, options: AgentOptions = {}): Promise<Agent> {
+    const client = this.agent(ns, 'client', [String(ctid)], options);
+    await client.expect('ready');
+    return client;
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all(this.agents.map((a) => a.kill()));
+    await this.admin.close();
+    unloadModule();
+  }
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+/**
+ * vhsmctl: the host admin's view of vhsm_transport.ko — bind containers'
+ * network namespaces to CTIDs, list bindings, show the server and counters.
+ * Runs in the host's initial network namespace with CAP_NET_ADMIN.
+ *
+ * Exit codes: 0 ok, 1 the kernel refused (message says why), 2 bad usage,
+ * 3 the module is not loaded.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { VhsmAdmin, type Binding, type Stats } from '../transport/netlink-admin.js';
+import { TransportError } from '../transport/types.js';
+
+const EXIT_REFUSED = 1;
+const EXIT_USAGE = 2;
+const EXIT_NO_MODULE = 3;
+
+function jsonOut(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+}
+
+function parseCtid(value: unknown): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) throw new UsageError(`--ctid must be an integer from 1 to 4294967295, got ${String(value)}`);
+  return n;
+}
+
+class UsageError extends Error {}
+
+async function withAdmin<T>(fn: (admin: VhsmAdmin) => Promise<T>): Promise<T> {
+  const admin = await VhsmAdmin.open();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.close();
+  }
+}
+
+function printBindings(bindings: Binding[]): void {
+  if (bindings.length === 0) {
+    process.stdout.write('no containers bound\n');
+    return;
+  }
+  process.stdout.write(`${'CTID'.padEnd(12)}${'NETNS COOKIE'.padEnd(22)}${'NETNS INODE'.padEnd(14)}PENDING\n`);
+  for (const b of bindings) {
+    process.stdout.write(`${String(b.ctid).padEnd(12)}${String(b.netnsCookie).padEnd(22)}${String(b.netnsIno).padEnd(14)}${b.pending}\n`);
+  }
+}
+
+function printStats(stats: Stats): void {
+  const s = stats.server;
+  process.stdout.write(
+    s
+      ? `server: registered from CTID ${s.ctid} (pid ${s.pid}, netns cookie ${s.netnsCookie}, port ${s.portid})\n`
+      : 'server: none registered\n',
+  );
+  process.stdout.write(`pending: ${stats.pending}\n`);
+  for (const [name, value] of Object.entries(stats.counters)) process.stdout.write(`${name.padEnd(14)}${value}\n`);
+}
+
+const cli = yargs(hideBin(process.argv))
+  .scriptName('vhsmctl')
+  .usage('$0 <command> [options]\n\nHost control of the VHSM transport module (run as root on the host).')
+  .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
+  .command(
+    'bind',
+    'bind a container (its network namespace) to a CTID',
+    (y) =>
+      y
+        .option('ctid', { type: 'number', demandOption: true, describe: 'container id, 1..4294967295' })
+        .option('pid', { type: 'number', describe: 'any process inside the container' })
+        .option('netns', { type: 'string', describe: 'a netns file, e.g. /run/netns/NAME or /proc/PID/ns/net' })
+        .check((a) => {
+          if ((a.pid === undefined) === (a.netns === undefined)) throw new UsageError('give exactly one of --pid or --netns');
+          return true;
+        }),
+    async (a) => {
+      const ctid = parseCtid(a.ctid);
+      const target = a.pid !== undefined ? { pid: a.pid } : { netnsPath: a.netns! };
+      await withAdmin((admin) => admin.bind(ctid, target));
+      if (a.json) jsonOut({ bound: ctid, ...target });
+      else process.stdout.write(`bound CTID ${ctid}\n`);
+    },
+  )
+  .command(
+    'unbind',
+    'forget a CTID binding (a server registered from it is dropped)',
+    (y) => y.option('ctid', { type: 'number', demandOption: true }),
+    async (a) => {
+      const ctid = parseCtid(a.ctid);
+      await withAdmin((admin) => admin.unbind(ctid));
+      if (a.json) jsonOut({ unbound: ctid });
+      else process.stdout.write(`unbound CTID ${ctid}\n`);
+    },
+  )
+  .command(
+    ['list', 'ls'],
+    'list bound containers',
+    (y) => y,
+    async (a) => {
+      const bindings = await withAdmin((admin) => admin.list());
+      if (a.json) jsonOut(bindings);
+      else printBindings(bindings);
+    },
+  )
+  .command(
+    'status',
+    'show the registered server and the transport counters',
+    (y) => y,
+    async (a) => {
+      const stats = await withAdmin((admin) => admin.stats());
+      if (a.json) jsonOut(stats);
+      else printStats(stats);
+    },
+  )
+  .demandCommand(1, 'name a command: bind, unbind, list or status')
+  .strict()
+  .fail((msg, err) => {
+    throw err ?? new UsageError(msg);
+  })
+  .help();
+
+try {
+  await cli.parseAsync();
+} catch (err) {
+  if (err instanceof UsageError) {
+    process.stderr.write(`vhsmctl: ${err.message}\nTry 'vhsmctl --help'.\n`);
+    process.exit(EXIT_USAGE);
+  }
+  if (err instanceof TransportError) {
+    process.stderr.write(`vhsmctl: ${err.message}\n`);
+    process.exit(err.code === 'ENOENT' && /module/.test(err.message) ? EXIT_NO_MODULE : EXIT_REFUSED);
+  }
+  process.stderr.write(`vhsmctl: ${(err as Error).message ?? String(err)}\n`);
+  process.exit(EXIT_REFUSED);
+}
