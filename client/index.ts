@@ -1,0 +1,7 @@
+/**
+ * The VHSM client library.
+ */
+export { VhsmClient, type VhsmClientOptions } from './client.js';
+export { VhsmSession } from './session.js';
+export { VhsmError, type VhsmErrorCode } from './errors.js';
+export type * from './types.js';

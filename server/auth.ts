@@ -1,0 +1,121 @@
+/**
+ * Login: username + password + the request's CTID in the user's allowed set.
+ *
+ * - Attempts for the same (username, container) run one at a time, so
+ *   parallel guesses cannot slip past the backoff.
+ * - Unknown users cost the same as wrong passwords: a PBKDF2 with the
+ *   configured iteration count and a GCM open that fails, then the same
+ *   failure bookkeeping and the same BAD_CREDENTIALS.
+ * - The password is checked before the container, and a disallowed
+ *   container counts as a failure too, so it gets at most `lockAfter`
+ *   guesses and learns nothing about other containers.
+ * - Key derivations go through a per-container fair lane with a small
+ *   concurrency, so one container's login flood cannot fill the thread pool
+ *   in front of everyone else's logins.
+ */
+import { randomBytes } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import type { ErrorCodeName } from '../proto/index.js';
+import { VhsmFailure } from './errors.js';
+import type { FairScheduler } from './fairness.js';
+import { deriveMasterKey } from './kdf.js';
+import { unwrapKey } from './keywrap.js';
+import { FailureLedger, type LoginSubject } from './lockout.js';
+import { findUserByName, isContainerAllowed, openAuthKey } from './users.js';
+
+export interface AuthenticatedUser {
+  readonly userId: number;
+  readonly username: string;
+  /** Owned by the caller: hand it to a session or zero it. */
+  readonly authKey: Buffer;
+  /** Clears the failure counters; a DB write, so run it inside the login's commit. */
+  readonly resetFailures: () => void;
+}
+
+export type AuditedCommit = (change: () => void, result: 'OK' | ErrorCodeName) => Promise<void>;
+
+export interface LoginAttempt {
+  readonly username: string;
+  readonly password: Uint8Array;
+  readonly ctid: number;
+}
+
+export class Authenticator {
+  private readonly inProgress = new Map<string, Promise<void>>();
+  /** A blob no derived key opens, for the unknown-user path. */
+  private readonly dummyBlob = Buffer.concat([Buffer.of(1), randomBytes(12 + 32 + 16)]);
+  private readonly dummyAad = Buffer.from('vhsm/dummy');
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly ledger: FailureLedger,
+    private readonly kdfLane: FairScheduler,
+    /** Iterations for new users; the unknown-user path derives with this. */
+    private readonly dummyIterations: number,
+    private readonly clock: () => number,
+  ) {}
+
+  /** Authenticates or throws VhsmFailure; failures are recorded through `commit` with their audit row. */
+  async authenticate(attempt: LoginAttempt, commit: AuditedCommit): Promise<AuthenticatedUser> {
+    return this.oneAtATime(`${attempt.username}\u0000${attempt.ctid}`, () => this.check(attempt, commit));
+  }
+
+  private async check(attempt: LoginAttempt, commit: AuditedCommit): Promise<AuthenticatedUser> {
+    const user = findUserByName(this.db, attempt.username);
+    const subject: LoginSubject = user ? { userId: user.id, name: user.name } : { userId: undefined, name: attempt.username };
+
+    const gate = this.ledger.gate(subject, attempt.ctid, this.clock());
+    if (!gate.allowed) {
+      if (gate.code === 'LOCKED_OUT') throw new VhsmFailure('LOCKED_OUT', 'too many failed logins from this container; an administrator must unlock');
+      throw new VhsmFailure('LOGIN_THROTTLED', 'too many failed logins; retry later', gate.retryAfterMs);
+    }
+
+    const authKey = await this.inKdfLane(attempt.ctid, () => (user ? openAuthKey(user, attempt.password) : this.dummyOpen(attempt.password)));
+    // The failure is on disk before the caller hears about it (and before the next attempt runs).
+    const failWith = async (code: 'BAD_CREDENTIALS' | 'CONTAINER_NOT_ALLOWED', message: string): Promise<never> => {
+      authKey?.fill(0);
+      await commit(() => void this.ledger.recordFailure(subject, attempt.ctid, this.clock()), code);
+      throw new VhsmFailure(code, message);
+    };
+    if (!user || !authKey) return failWith('BAD_CREDENTIALS', 'unknown user or wrong password');
+    if (!isContainerAllowed(this.db, user.id, attempt.ctid)) return failWith('CONTAINER_NOT_ALLOWED', 'this container may not log in as this user');
+    return {
+      userId: user.id,
+      username: user.name,
+      authKey,
+      resetFailures: () => this.ledger.reset(subject, attempt.ctid),
+    };
+  }
+
+  /** Same work as a real attempt: PBKDF2 with the default count, then a GCM open that fails. */
+  private async dummyOpen(password: Uint8Array): Promise<null> {
+    const master = await deriveMasterKey(password, randomBytes(16), this.dummyIterations);
+    try {
+      unwrapKey(master, this.dummyBlob, this.dummyAad);
+      return null;
+    } finally {
+      master.fill(0);
+    }
+  }
+
+  private inKdfLane<T>(ctid: number, fn: () => Promise<T>): Promise<T> {
+    const queued = this.kdfLane.run(ctid, fn);
+    if (!queued) throw new VhsmFailure('BUSY', 'too many logins in progress from this container');
+    return queued;
+  }
+
+  private async oneAtATime<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.inProgress.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous.then(() => mine);
+    this.inProgress.set(key, tail);
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.inProgress.get(key) === tail) this.inProgress.delete(key);
+    }
+  }
+}

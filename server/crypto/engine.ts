@@ -1,0 +1,10 @@
+/**
+ * The crypto engine: node:crypto behind tables of mechanisms. Handlers look
+ * rows up here; adding an algorithm means adding a row to one table.
+ */
+export { keyTypeSpec, MAX_KEY_DATA_BYTES, type KeyTypeSpec, type LoadedKey } from './key-types.js';
+export { signatureMechanism, MAX_SIGNATURE_BYTES, type SignatureMechanism } from './signatures.js';
+export { macMechanism, macsEqual, MAX_MAC_BYTES, type MacMechanism } from './macs.js';
+export { digestMechanism, type DigestMechanism } from './digests.js';
+export { exportPublicKey } from './public-keys.js';
+export { allows, maskOf, usagesOf, type UsageMask } from './usages.js';

@@ -1,0 +1,286 @@
+/**
+ * The VHSM server: receives stamped requests from a ServerTransport,
+ * schedules them fairly per container, validates, dispatches to handlers,
+ * audits, and answers every request exactly once.
+ *
+ *   const server = await VhsmServer.open({ storagePath: '/var/lib/vhsm/vhsm.db' });
+ *   server.serve(transport);
+ *   ...
+ *   await server.stop(); // stop accepting, answer in-flight, close DB
+ */
+import {
+  ERROR_CODES,
+  PROTOCOL_VERSION,
+  ProtocolDecodeError,
+  decodeRequest,
+  encodeResponse,
+  v1,
+  type ErrorCodeName,
+  type pb,
+} from '../proto/index.js';
+import type { SenderIdentity, ServerTransport, StampedRequest } from '../transport/types.js';
+import type { AuditRecord } from './audit.js';
+import { Authenticator } from './auth.js';
+import { DEFAULT_SERVER_LIMITS, type OpContext, type OpResult, type ServerLimits, type ServerServices } from './context.js';
+import { VhsmFailure } from './errors.js';
+import { DEFAULT_FAIRNESS, FairScheduler, type FairnessOptions } from './fairness.js';
+import { GroupCommit } from './group-commit.js';
+import { HANDLERS } from './handlers/index.js';
+import { DEFAULT_PBKDF2_ITERATIONS, MAX_PBKDF2_ITERATIONS, MIN_PBKDF2_ITERATIONS } from './kdf.js';
+import { KeyStore } from './keystore.js';
+import { DEFAULT_LOCKOUT_POLICY, FailureLedger, type LockoutPolicy } from './lockout.js';
+import { silentLogger, type Logger } from './log.js';
+import { DEFAULT_SESSION_LIMITS, SessionTable, type SessionLimits } from './sessions.js';
+import { Store } from './storage.js';
+import { isContainerAllowed } from './users.js';
+import { requestIdOf, validateRequest, type ValidRequest } from './validate.js';
+
+export interface VhsmServerOptions {
+  /** SQLite file created by `vhsm-admin init` (must exist, mode 0600). */
+  readonly storagePath: string;
+  /** Sessions end after this long without a request. Default 15 minutes. */
+  readonly sessionIdleTimeoutMs?: number;
+  /** PBKDF2 iterations for new users; also the cost of rejecting an unknown user. Default 600,000. */
+  readonly pbkdf2Iterations?: number;
+  readonly lockout?: Partial<LockoutPolicy>;
+  readonly fairness?: Partial<FairnessOptions>;
+  readonly sessionLimits?: Partial<Omit<SessionLimits, 'idleTimeoutMs'>>;
+  readonly limits?: Partial<ServerLimits>;
+  /** Concurrent key derivations (logins) overall; each container gets one at a time. Default 4. */
+  readonly maxConcurrentKdf?: number;
+  readonly logger?: Logger;
+  /** Milliseconds since the epoch; injectable for tests. */
+  readonly clock?: () => number;
+}
+
+export interface VhsmServerStats {
+  readonly requests: number;
+  readonly inFlight: number;
+  readonly queued: number;
+  readonly sessions: number;
+}
+
+type State = 'ready' | 'serving' | 'stopping' | 'stopped';
+
+export class VhsmServer {
+  private state: State = 'ready';
+  private transport: ServerTransport | undefined;
+  private readonly scheduler: FairScheduler;
+  private readonly replies = new Set<Promise<void>>();
+  private requestCount = 0;
+
+  private constructor(
+    private readonly services: ServerServices,
+    fairness: FairnessOptions,
+    private readonly logger: Logger,
+  ) {
+    this.scheduler = new FairScheduler(fairness);
+  }
+
+  static async open(options: VhsmServerOptions): Promise<VhsmServer> {
+    const iterations = options.pbkdf2Iterations ?? DEFAULT_PBKDF2_ITERATIONS;
+    if (!Number.isInteger(iterations) || iterations < MIN_PBKDF2_ITERATIONS || iterations > MAX_PBKDF2_ITERATIONS) {
+      throw new RangeError(`pbkdf2Iterations must be an integer in ${MIN_PBKDF2_ITERATIONS}..${MAX_PBKDF2_ITERATIONS}`);
+    }
+    const clock = options.clock ?? Date.now;
+    const logger = options.logger ?? silentLogger;
+    const store = Store.open(options.storagePath);
+    const lockout: LockoutPolicy = { ...DEFAULT_LOCKOUT_POLICY, ...options.lockout };
+    const sessionLimits: SessionLimits = {
+      ...DEFAULT_SESSION_LIMITS,
+      ...options.sessionLimits,
+      idleTimeoutMs: options.sessionIdleTimeoutMs ?? DEFAULT_SESSION_LIMITS.idleTimeoutMs,
+    };
+    const maxKdf = options.maxConcurrentKdf ?? 4;
+    const kdfLane = new FairScheduler({ maxInFlight: maxKdf, maxInFlightPerContainer: 1, maxQueuedPerContainer: 64 });
+    const sessions = new SessionTable(sessionLimits, clock);
+    const services: ServerServices = {
+      store,
+      sessions,
+      keys: new KeyStore(store.db, sessionLimits.maxCachedKeysPerSession),
+      auth: new Authenticator(store.db, new FailureLedger(store.db, lockout), kdfLane, iterations, clock),
+      commits: new GroupCommit(store),
+      limits: { ...DEFAULT_SERVER_LIMITS, ...options.limits },
+      clock,
+    };
+    logger.log('info', 'storage opened', { path: options.storagePath, schema: store.schemaVersion });
+    return new VhsmServer(services, { ...DEFAULT_FAIRNESS, ...options.fairness }, logger);
+  }
+
+  get stats(): VhsmServerStats {
+    return {
+      requests: this.requestCount,
+      inFlight: this.scheduler.active,
+      queued: this.scheduler.queued,
+      sessions: this.services.sessions.size,
+    };
+  }
+
+  /** Starts answering requests from `transport`. */
+  serve(transport: ServerTransport): void {
+    if (this.state !== 'ready') throw new Error(`cannot serve in state ${this.state}`);
+    this.transport = transport;
+    this.state = 'serving';
+    this.services.sessions.startSweeping();
+    transport.listen((request) => this.accept(request));
+    this.logger.log('info', 'serving');
+  }
+
+  /**
+   * Stops: new requests get SHUTTING_DOWN, accepted ones are answered, the
+   * audit is flushed, sessions are wiped, the transport and the DB closed.
+   */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'stopping') return;
+    const wasServing = this.state === 'serving';
+    this.state = 'stopping';
+    this.logger.log('info', 'stopping', { inFlight: this.scheduler.active, queued: this.scheduler.queued });
+    await this.scheduler.idle();
+    this.services.commits.flush();
+    while (this.replies.size > 0) await Promise.allSettled([...this.replies]);
+    this.services.sessions.closeAll();
+    if (wasServing) await this.transport?.close();
+    this.services.store.close();
+    this.state = 'stopped';
+    this.logger.log('info', 'stopped', { requests: this.requestCount });
+  }
+
+  private accept(request: StampedRequest): void {
+    this.requestCount += 1;
+    if (this.state !== 'serving') {
+      this.refuse(request, 'SHUTTING_DOWN', 'the server is shutting down');
+      return;
+    }
+    const accepted = this.scheduler.submit(request.sender.ctid, () => this.process(request));
+    if (!accepted) this.refuse(request, 'BUSY', 'too many requests queued from this container');
+  }
+
+  /** Answers without running the request (still audited). */
+  private refuse(request: StampedRequest, code: 'BUSY' | 'SHUTTING_DOWN', message: string): void {
+    const id = bestEffortId(request.payload);
+    request.payload.fill(0);
+    const record = auditRecord(request.sender, this.services.clock(), { user: '', keyId: '' }, 'refused', code);
+    const done = this.state === 'stopped' ? Promise.resolve() : this.services.commits.enqueue(record).catch(() => undefined);
+    this.track(done.then(() => this.send(request, errorResponse(id, code, message))));
+  }
+
+  private async process(request: StampedRequest): Promise<void> {
+    const { services } = this;
+    const audit = { user: '', keyId: '' };
+    let audited = false;
+    let op = 'invalid';
+    let id = 0;
+    let response: pb.Response.$Properties;
+    let resultCode: 'OK' | ErrorCodeName;
+    try {
+      const decoded = decodeRequest(request.payload);
+      id = requestIdOf(decoded);
+      const validated = validateRequest(decoded);
+      op = validated.op;
+      const ctx: OpContext = {
+        services,
+        sender: request.sender,
+        audit,
+        commit: async (change, result = 'OK') => {
+          await services.commits.commit(change, auditRecord(request.sender, services.clock(), audit, op, result));
+          audited = true;
+        },
+      };
+      const result = await this.dispatch(ctx, validated);
+      response = { version: PROTOCOL_VERSION, id, ...result };
+      resultCode = 'OK';
+    } catch (error) {
+      const failure = this.toFailure(error, op);
+      if (failure.code === 'BAD_REQUEST' && id === 0) id = bestEffortId(request.payload);
+      response = errorResponse(id, failure.code, failure.message, failure.retryAfterMs);
+      resultCode = failure.code;
+    } finally {
+      // Our copy of the request; it may hold a password. Handlers keep no views into it.
+      request.payload.fill(0);
+    }
+
+    if (!audited) {
+      try {
+        await services.commits.enqueue(auditRecord(request.sender, services.clock(), audit, op, resultCode));
+      } catch (error) {
+        this.logger.log('error', 'audit write failed', { op, error: (error as Error).message });
+        response = errorResponse(id, 'INTERNAL', 'audit log unavailable');
+      }
+    }
+    await this.send(request, response);
+  }
+
+  private async dispatch(ctx: OpContext, request: ValidRequest): Promise<OpResult> {
+    // HANDLERS[op] takes OpRequest<op>; TypeScript cannot correlate the two through the union, hence the casts.
+    const handler = HANDLERS[request.op];
+    if (!handler.needsSession) return (handler.run as (c: OpContext, r: ValidRequest) => Promise<OpResult>)(ctx, request);
+    if (!request.session) throw new VhsmFailure('NOT_AUTHENTICATED', 'this operation needs a session (log in first)');
+    const { sessions, store } = this.services;
+    const session = sessions.lookup(request.session, ctx.sender);
+    if (!session) throw new VhsmFailure('SESSION_INVALID', 'no such session here');
+    // The admin may have deleted the user or removed this container meanwhile.
+    if (!isContainerAllowed(store.db, session.userId, ctx.sender.ctid)) {
+      sessions.closeSession(session);
+      throw new VhsmFailure('SESSION_INVALID', 'no such session here');
+    }
+    ctx.audit.user = session.username;
+    return (handler.run as (c: OpContext & { session: typeof session }, r: ValidRequest) => Promise<OpResult>)({ ...ctx, session }, request);
+  }
+
+  private toFailure(error: unknown, op: string): VhsmFailure {
+    if (error instanceof VhsmFailure) return error;
+    if (error instanceof ProtocolDecodeError) return new VhsmFailure('BAD_REQUEST', error.message);
+    this.logger.log('error', 'request failed', { op, error: error instanceof Error ? error.message : String(error) });
+    return new VhsmFailure('INTERNAL', 'internal error');
+  }
+
+  private send(request: StampedRequest, response: pb.Response.$Properties): Promise<void> {
+    const transport = this.transport;
+    if (!transport) return Promise.resolve();
+    const sent = transport.reply(request.requestId, encodeResponse(response)).catch((error: unknown) => {
+      // The client may have timed out or gone away; nothing else to do.
+      this.logger.log('debug', 'reply not delivered', { ctid: request.sender.ctid, error: (error as Error).message });
+    });
+    this.track(sent);
+    return sent;
+  }
+
+  private track(promise: Promise<void>): void {
+    this.replies.add(promise);
+    void promise.finally(() => this.replies.delete(promise));
+  }
+}
+
+function errorResponse(id: number, code: ErrorCodeName, message: string, retryAfterMs?: number): pb.Response.$Properties {
+  return { version: PROTOCOL_VERSION, id, error: { code: ERROR_CODES[code], message, retryAfterMs: retryAfterMs ?? 0 } };
+}
+
+/** The id of a request that failed strict decoding, if a lenient decode can still read it. */
+function bestEffortId(payload: Uint8Array): number {
+  try {
+    return requestIdOf(v1.Request.decode(payload));
+  } catch {
+    return 0;
+  }
+}
+
+function auditRecord(
+  sender: SenderIdentity,
+  timeMs: number,
+  audit: { user: string; keyId: string },
+  op: string,
+  result: 'OK' | ErrorCodeName,
+): AuditRecord {
+  return {
+    timeMs,
+    ctid: sender.ctid,
+    netnsCookie: sender.netnsCookie,
+    pid: sender.pid,
+    uid: sender.uid,
+    gid: sender.gid,
+    user: audit.user,
+    op,
+    keyId: audit.keyId,
+    result,
+  };
+}

@@ -1,0 +1,34 @@
+/**
+ * Child process for the crash test: a server on a file DB, the in-memory
+ * transport, and a client in the same process creating keys with 8 in
+ * flight, printing each acknowledged key id on its own stdout line. The
+ * parent kills it with SIGKILL part-way through.
+ *
+ *   node crash-child.js DB_PATH COUNT
+ */
+import { VhsmClient } from '../../../client/index.js';
+import { VhsmServer } from '../../../server/server.js';
+import { MemoryTransportHub } from '../../../transport/memory.js';
+import { ALICE, TEST_ITERATIONS, identity } from './fixture.js';
+
+const [dbPath, countText] = process.argv.slice(2);
+const count = Number(countText);
+const hub = new MemoryTransportHub();
+const server = await VhsmServer.open({ storagePath: dbPath!, pbkdf2Iterations: TEST_ITERATIONS });
+server.serve(hub.createServerTransport());
+const client = await VhsmClient.connect(hub.connect(identity()));
+const session = await client.login(ALICE.name, ALICE.password);
+process.stdout.write('ready\n');
+
+let next = 0;
+async function worker(): Promise<void> {
+  while (next < count) {
+    const keyId = `crash-${String(next++).padStart(4, '0')}`;
+    await session.generateKey({ type: next % 2 ? 'ec-p256' : 'ed25519', keyId });
+    process.stdout.write(`${keyId}\n`);
+  }
+}
+await Promise.all(Array.from({ length: 8 }, worker));
+process.stdout.write('done\n');
+await client.close();
+await server.stop();

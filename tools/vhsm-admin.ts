@@ -1,0 +1,368 @@
+#!/usr/bin/env node
+/**
+ * vhsm-admin: server-side administration, run in the VHSM container on the
+ * server's DB file (safe while the server runs: every change is one SQLite
+ * transaction, and the server reads users, containers and locks per request).
+ *
+ *   vhsm-admin init
+ *   vhsm-admin user add alice --ctid 101 --ctid 102
+ *   vhsm-admin user passwd alice
+ *   vhsm-admin user list --json
+ *   vhsm-admin user allow alice 103 | deny alice 101 | unlock alice [--ctid 101]
+ *   vhsm-admin user del alice
+ *   vhsm-admin audit verify [--anchor SEQ:HASH]
+ *   vhsm-admin audit show [--tail] [--limit N] [--user U] [--ctid N]
+ *
+ * Passwords come from a TTY prompt (no echo), --password-file FILE, or
+ * --password-stdin; never from argv. For `user passwd`, the file or stdin
+ * holds the current password on line 1 and the new one on line 2.
+ * Exit codes: see EXIT_CODES_HELP (printed by --help).
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { appendAuditRows, readAuditRows, verifyAuditChain, type AuditRecord } from '../server/audit.js';
+import { DEFAULT_PBKDF2_ITERATIONS, MAX_PBKDF2_ITERATIONS, MIN_PBKDF2_ITERATIONS } from '../server/kdf.js';
+import { isValidCtid, isValidUsername } from '../server/rules.js';
+import { Store, StorageError } from '../server/storage.js';
+import {
+  UserError,
+  allowContainers,
+  changePassword,
+  createUser,
+  deleteUser,
+  denyContainers,
+  findUserByName,
+  listUsers,
+  unlockUser,
+  type UserSummary,
+} from '../server/users.js';
+import { EXIT, EXIT_CODES_HELP, ToolError } from './common/exit-codes.js';
+import { readPasswords, type PasswordSource } from './common/password.js';
+
+const DEFAULT_DB = process.env.VHSM_DB ?? '/var/lib/vhsm/vhsm.db';
+
+interface GlobalArgs {
+  db: string;
+  json: boolean;
+}
+
+const usage = (message: string): ToolError => new ToolError(EXIT.USAGE, message);
+
+function output(json: boolean, value: unknown, text: string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n` : `${text}\n`);
+}
+
+function checkUsername(name: unknown): string {
+  if (typeof name !== 'string' || !isValidUsername(name)) throw usage('user names match [A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}');
+  return name;
+}
+
+function checkCtids(values: unknown): number[] {
+  const list = values === undefined ? [] : Array.isArray(values) ? values : [values];
+  return list.map((value) => {
+    const ctid = Number(value);
+    if (!isValidCtid(ctid)) throw usage(`container ids are integers 0..4294967295, got ${String(value)}`);
+    return ctid;
+  });
+}
+
+function checkIterations(value: unknown): number {
+  const iterations = Number(value);
+  if (!Number.isInteger(iterations) || iterations < MIN_PBKDF2_ITERATIONS || iterations > MAX_PBKDF2_ITERATIONS) {
+    throw usage(`--iterations must be an integer in ${MIN_PBKDF2_ITERATIONS}..${MAX_PBKDF2_ITERATIONS}`);
+  }
+  return iterations;
+}
+
+async function withStore<T>(path: string, fn: (store: Store) => T | Promise<T>, create = false): Promise<T> {
+  const store = Store.open(path, { create });
+  try {
+    return await fn(store);
+  } finally {
+    store.close();
+  }
+}
+
+/** Records an admin action in the audit chain (user = the user acted on). */
+function auditAdmin(store: Store, op: string, user: string): void {
+  const record: AuditRecord = {
+    timeMs: Date.now(),
+    ctid: 0,
+    netnsCookie: 0n,
+    pid: process.pid,
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    user,
+    op: `admin:${op}`,
+    keyId: '',
+    result: 'OK',
+  };
+  store.write(() => appendAuditRows(store.db, [record]));
+}
+
+function passwordSource(args: { passwordFile?: string | undefined; passwordStdin?: boolean | undefined }): PasswordSource {
+  if (args.passwordFile !== undefined && args.passwordStdin) throw usage('give at most one of --password-file and --password-stdin');
+  return { passwordFile: args.passwordFile, passwordStdin: args.passwordStdin };
+}
+
+function withPasswordOptions<T>(y: Argv<T>) {
+  return y
+    .option('password-file', { type: 'string', describe: 'read the password(s) from this file, one per line' })
+    .option('password-stdin', { type: 'boolean', describe: 'read the password(s) from standard input, one per line' });
+}
+
+function formatTime(ms: number): string {
+  return ms ? new Date(ms).toISOString() : '-';
+}
+
+function userTable(users: readonly UserSummary[]): string {
+  if (users.length === 0) return 'no users';
+  const rows = users.map((user) => [
+    user.name,
+    user.allowedCtids.join(',') || '-',
+    String(user.keyCount),
+    user.locked
+      ? `LOCKED (ctid ${user.failures.filter((f) => f.locked).map((f) => f.ctid).join(',')})`
+      : user.failures.length
+        ? `failures: ${user.failures.map((f) => `${f.ctid}:${f.failures}`).join(' ')}`
+        : 'ok',
+    String(user.kdfIterations),
+    formatTime(user.createdMs),
+  ]);
+  const header = ['USER', 'CONTAINERS', 'KEYS', 'LOGIN STATE', 'PBKDF2', 'CREATED'];
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+function parseAnchor(value: string | undefined): { seq: number; hash: string } | undefined {
+  if (value === undefined) return undefined;
+  const match = /^(\d+):([0-9a-fA-F]{64})$/.exec(value);
+  if (!match) throw usage('--anchor is SEQ:HASH (64 hex digits), as printed by audit verify');
+  return { seq: Number(match[1]), hash: match[2]! };
+}
+
+const cli = yargs(hideBin(process.argv))
+  .scriptName('vhsm-admin')
+  .usage('$0 <command>\n\nAdministers the VHSM server storage: users, allowed containers, audit.')
+  .option('db', { type: 'string', default: DEFAULT_DB, describe: 'the server DB file (or $VHSM_DB)' })
+  .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
+  .command(
+    'init',
+    'create the DB file (0600) or bring its schema up to date',
+    (y) => y,
+    async (args) => {
+      const { db, json } = args as unknown as GlobalArgs;
+      let created = false;
+      mkdirSync(dirname(db), { recursive: true, mode: 0o700 });
+      try {
+        Store.open(db, { create: true, exclusive: true }).close();
+        created = true;
+      } catch (error) {
+        if (!(error instanceof StorageError && error.code === 'EXISTS')) throw error;
+      }
+      const version = await withStore(db, (store) => store.schemaVersion);
+      output(json, { db, created, schemaVersion: version }, created ? `created ${db} (schema ${version})` : `${db} is up to date (schema ${version})`);
+    },
+  )
+  .command('user', 'manage users', (y) =>
+    y
+      .command(
+        'add <name>',
+        'create a user (asks for the password)',
+        (y) =>
+          withPasswordOptions(y)
+            .positional('name', { type: 'string', demandOption: true })
+            .option('ctid', { type: 'number', array: true, describe: 'container allowed to log in (repeatable)' })
+            .option('iterations', { type: 'number', default: DEFAULT_PBKDF2_ITERATIONS, describe: 'PBKDF2 iterations' }),
+        async (args) => {
+          const { db, json } = args as unknown as GlobalArgs;
+          const name = checkUsername(args.name);
+          const ctids = checkCtids(args.ctid);
+          const iterations = checkIterations(args.iterations);
+          const source = passwordSource(args);
+          await withStore(db, async (store) => {
+            if (findUserByName(store.db, name)) throw new UserError('EXISTS', `user ${name} already exists`);
+            const [password] = await readPasswords(source, [{ label: `Password for ${name}`, confirm: true }]);
+            try {
+              await createUser(store, { name, password: password!, iterations, ctids, nowMs: Date.now() });
+            } finally {
+              password!.fill(0);
+            }
+            auditAdmin(store, 'user.add', name);
+          });
+          output(json, { added: name, ctids, iterations }, `added user ${name}${ctids.length ? ` (containers ${ctids.join(', ')})` : ''}`);
+        },
+      )
+      .command(
+        'passwd <name>',
+        "change a user's password (asks for the current and the new one); keys stay usable",
+        (y) =>
+          withPasswordOptions(y)
+            .positional('name', { type: 'string', demandOption: true })
+            .option('iterations', { type: 'number', default: DEFAULT_PBKDF2_ITERATIONS, describe: 'PBKDF2 iterations for the new password' }),
+        async (args) => {
+          const { db, json } = args as unknown as GlobalArgs;
+          const name = checkUsername(args.name);
+          const iterations = checkIterations(args.iterations);
+          const source = passwordSource(args);
+          await withStore(db, async (store) => {
+            const [oldPassword, newPassword] = await readPasswords(source, [
+              { label: `Current password for ${name}` },
+              { label: `New password for ${name}`, confirm: true },
+            ]);
+            try {
+              await changePassword(store, { name, oldPassword: oldPassword!, newPassword: newPassword!, iterations, nowMs: Date.now() });
+            } finally {
+              oldPassword!.fill(0);
+              newPassword!.fill(0);
+            }
+            auditAdmin(store, 'user.passwd', name);
+          });
+          output(json, { changed: name, iterations }, `changed the password of ${name}`);
+        },
+      )
+      .command(
+        ['del <name>', 'delete <name>'],
+        'delete a user and all their keys',
+        (y) => y.positional('name', { type: 'string', demandOption: true }),
+        async (args) => {
+          const { db, json } = args as unknown as GlobalArgs;
+          const name = checkUsername(args.name);
+          await withStore(db, (store) => {
+            deleteUser(store, name);
+            auditAdmin(store, 'user.del', name);
+          });
+          output(json, { deleted: name }, `deleted user ${name} and their keys`);
+        },
+      )
+      .command(
+        ['list', 'ls'],
+        'list users, their containers, key counts and login lock state',
+        (y) => y,
+        async (args) => {
+          const { db, json } = args as unknown as GlobalArgs;
+          const users = await withStore(db, (store) => listUsers(store.db));
+          output(json, users, userTable(users));
+        },
+      )
+      .command(
+        'allow <name> <ctids..>',
+        'let containers log in as the user',
+        (y) => y.positional('name', { type: 'string', demandOption: true }).positional('ctids', { type: 'number', array: true, demandOption: true }),
+        async (args) => {
+          const { db, json } = args as unknown as GlobalArgs;
+          const name = checkUsername(args.name);
+          const ctids = checkCtids(args.ctids);
+          await withStore(db, (store) => {
+            allowContainers(store, name, ctids);
+            auditAdmin(store, 'user.allow', name);
+          });
+          output(json, { user: name, allowed: ctids }, `${name} may log in from ${ctids.join(', ')}`);
+        },
+      )
+      .command(
+        'deny <name> <ctids..>',
+        'stop containers from logging in as the user (their sessions end at their next request)',
+        (y) => y.positional('name', { type: 'string', demandOption: true }).positional('ctids', { type: 'number', array: true, demandOption: true }),
+        async (args) => {
+          const { db, json } = args as unknown as GlobalArgs;
+          const name = checkUsername(args.name);
+          const ctids = checkCtids(args.ctids);
+          await withStore(db, (store) => {
+            denyContainers(store, name, ctids);
+            auditAdmin(store, 'user.deny', name);
+          });
+          output(json, { user: name, denied: ctids }, `${name} may no longer log in from ${ctids.join(', ')}`);
+        },
+      )
+      .command(
+        'unlock <name>',
+        'clear failed-login backoff and locks (all containers, or one)',
+        (y) => y.positional('name', { type: 'string', demandOption: true }).option('ctid', { type: 'number', describe: 'only this container' }),
+        async (args) => {
+          const { db, json } = args as unknown as GlobalArgs;
+          const name = checkUsername(args.name);
+          const ctid = args.ctid === undefined ? undefined : checkCtids(args.ctid)[0];
+          const cleared = await withStore(db, (store) => {
+            const count = unlockUser(store, name, ctid);
+            auditAdmin(store, 'user.unlock', name);
+            return count;
+          });
+          output(json, { user: name, ctid: ctid ?? null, cleared }, `cleared ${cleared} failure record(s) of ${name}`);
+        },
+      )
+      .demandCommand(1, 'name a user command: add, passwd, del, list, allow, deny or unlock'),
+  )
+  .command('audit', 'check and read the audit log', (y) =>
+    y
+      .command(
+        'verify',
+        'check the hash chain: edited, deleted, reordered or truncated rows',
+        (y) => y.option('anchor', { type: 'string', describe: 'SEQ:HASH recorded earlier; must still be in the chain' }),
+        async (args) => {
+          const { db, json } = args as unknown as GlobalArgs;
+          const anchor = parseAnchor(args.anchor);
+          const report = await withStore(db, (store) => verifyAuditChain(store.db, anchor));
+          const text = report.ok
+            ? `audit chain ok: ${report.rows} rows, head ${report.headSeq}:${report.headHash}`
+            : [`audit chain BROKEN (${report.rows} rows):`, ...report.problems.map((p) => `  seq ${p.seq}: ${p.problem}`)].join('\n');
+          output(json, report, text);
+          if (!report.ok) process.exitCode = EXIT.AUDIT_BROKEN;
+        },
+      )
+      .command(
+        'show',
+        'print audit rows',
+        (y) =>
+          y
+            .option('after', { type: 'number', default: 0, describe: 'rows after this seq' })
+            .option('limit', { type: 'number', default: 100 })
+            .option('user', { type: 'string' })
+            .option('ctid', { type: 'number' })
+            .option('tail', { type: 'boolean', default: false, describe: 'newest rows first' }),
+        async (args) => {
+          const { db, json } = args as unknown as GlobalArgs;
+          const limit = Number(args.limit);
+          if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw usage('--limit is 1..100000');
+          const rows = await withStore(db, (store) =>
+            readAuditRows(store.db, {
+              afterSeq: args.after,
+              limit,
+              ...(args.user === undefined ? {} : { user: args.user }),
+              ...(args.ctid === undefined ? {} : { ctid: checkCtids(args.ctid)[0]! }),
+              newestFirst: args.tail,
+            }),
+          );
+          const text = rows
+            .map((r) => `${r.seq}\t${formatTime(r.timeMs)}\tctid=${r.ctid} pid=${r.pid} uid=${r.uid}\t${r.user || '-'}\t${r.op}\t${r.keyId || '-'}\t${r.result}`)
+            .join('\n');
+          output(json, rows.map((r) => ({ ...r, hash: r.hash.toString('hex') })), text || 'no rows');
+        },
+      )
+      .demandCommand(1, 'name an audit command: verify or show'),
+  )
+  .demandCommand(1, 'name a command: init, user or audit')
+  .strict()
+  .epilogue(EXIT_CODES_HELP)
+  .fail((message, error) => {
+    throw error ?? usage(message);
+  })
+  .help();
+
+function exitCodeFor(error: unknown): number {
+  if (error instanceof ToolError) return error.exitCode;
+  if (error instanceof StorageError) return error.code === 'EXISTS' ? EXIT.EXISTS : EXIT.STORAGE;
+  if (error instanceof UserError) return error.code === 'NOT_FOUND' ? EXIT.NOT_FOUND : error.code === 'EXISTS' ? EXIT.EXISTS : EXIT.BAD_PASSWORD;
+  return EXIT.FAILURE;
+}
+
+try {
+  await cli.parseAsync();
+} catch (error) {
+  const code = exitCodeFor(error);
+  process.stderr.write(`vhsm-admin: ${error instanceof Error ? error.message : String(error)}\n`);
+  if (code === EXIT.USAGE) process.stderr.write("Try 'vhsm-admin --help'.\n");
+  process.exitCode = code;
+}
