@@ -12,7 +12,8 @@ export function runFile(file, { env = {}, timeoutMs = 600_000, cwd = process.cwd
     const started = Date.now();
     const child = spawn(process.execPath, [file], {
       cwd,
-      env: { ...process.env, ...env },
+      // tap's own per-file timeout (30 s by default) would cut long kernel tests short.
+      env: { TAP_TIMEOUT: String(Math.ceil(timeoutMs / 1000)), ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';

@@ -4,7 +4,7 @@
  * namespace itself, and the module under load. Every client must get a
  * defined error, never silence, and the counters must add up.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { World } from './lib/world.js';
 import { setParam, unloadModule, moduleLoaded } from './lib/module.js';
@@ -26,7 +26,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
 }
 
 /** forwarded == replies + timeouts + server_gone + client_gone + pending, and requests add up. */
-function checkInvariants(t: Tap.Test, s: Stats): void {
+function checkInvariants(t: Test, s: Stats): void {
   const c = s.counters;
   const n = (k: string): bigint => c[k] ?? 0n;
   t.equal(n('requests'), n('unbound') + n('no_server') + n('too_big') + n('server_busy') + n('quota') + n('forwarded'), 'every request accounted for');
@@ -118,13 +118,13 @@ t.test('the VHSM namespace deleted: registration and binding gone', async (t) =>
 
 t.test('rmmod with a server and clients running and requests in flight', async (t) => {
   const world = await World.create({ ct101: 101, ct102: 102 });
+  t.teardown(() => world.destroy());
   const server = await world.echoServer('silent');
   const a = await world.client('ct101', 101);
   const b = await world.client('ct102', 102);
   a.send({ cmd: 'burst', count: 10, concurrency: 10, size: 16 });
   b.send({ cmd: 'burst', count: 10, concurrency: 10, size: 16 });
   await waitFor('requests pending', async () => ((await world.admin.stats()).pending === 20 ? true : undefined));
-  await world.admin.close();
   unloadModule();
   t.notOk(moduleLoaded(), 'module unloaded while sockets were open');
   for (const [name, c] of [['a', a], ['b', b]] as const) {
@@ -132,5 +132,5 @@ t.test('rmmod with a server and clients running and requests in flight', async (
     t.equal(r.ok, 0, `${name}: nothing succeeded`);
     t.equal(Object.values(r.errors).reduce((x, y) => x + y, 0), 10, `${name}: every pending request failed with an error, none hung: ${JSON.stringify(r.errors)}`);
   }
-  await Promise.all([server.kill(), a.kill(), b.kill()]);
+  void server;
 });

@@ -6,9 +6,9 @@
  * Replies are checked against what this process knows of itself: its PID as
  * its own container sees it (process.pid), its uid/gid, and the payload.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { openNetlinkClient } from '../../../transport/netlink-client.js';
-import { emit, onCommand, errorCode, ECHO_HEADER } from './io.js';
+import { emit, onCommand, errorCode, ECHO_HEADER, echoBody } from './io.js';
 
 const expectedCtid = Number(process.argv[2] ?? 0);
 const client = await openNetlinkClient();
@@ -23,7 +23,8 @@ interface Check {
 function check(sent: Uint8Array, reply: Uint8Array): Check {
   const view = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
   const echoed = reply.subarray(ECHO_HEADER);
-  const sameBytes = echoed.length === sent.length && Buffer.compare(Buffer.from(echoed), Buffer.from(sent)) === 0;
+  const expected = echoBody(sent, (p) => createHash('sha256').update(p).digest());
+  const sameBytes = echoed.length === expected.length && Buffer.compare(Buffer.from(echoed), Buffer.from(expected)) === 0;
   const stampOk =
     view.getUint32(0, true) === expectedCtid &&
     view.getUint32(4, true) === process.pid &&

@@ -1,5 +1,6 @@
 /** JSON-lines plumbing shared by the VM test agents. */
 import { createInterface } from 'node:readline';
+import { VHSM_PAYLOAD_MAX } from '../../../netlink/vhsm-uapi.js';
 
 export function emit(message: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(message, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}\n`);
@@ -20,3 +21,8 @@ export function errorCode(err: unknown): string {
 
 /** Echo reply layout: ctid u32, pid u32, uid u32, gid u32, netns cookie u64, then the request payload. */
 export const ECHO_HEADER = 24;
+
+/** What the echo server sends back after the header: the payload, or its SHA-256 when both would not fit in one reply. */
+export function echoBody(payload: Uint8Array, sha256: (p: Uint8Array) => Uint8Array): Uint8Array {
+  return ECHO_HEADER + payload.length <= VHSM_PAYLOAD_MAX ? payload : sha256(payload);
+}

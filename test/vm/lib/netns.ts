@@ -12,7 +12,7 @@ export function createNetns(name: string): string {
 }
 
 export function deleteNetns(name: string): void {
-  execFileSync('ip', ['netns', 'delete', name]);
+  execFileSync('ip', ['netns', 'delete', name], { stdio: 'pipe' });
 }
 
 export interface AgentOptions {

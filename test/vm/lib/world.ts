@@ -5,20 +5,27 @@
  */
 import { VhsmAdmin } from '../../../transport/netlink-admin.js';
 import { loadModule, unloadModule, type ModuleParams } from './module.js';
-import { Agent, createNetns, type AgentOptions } from './netns.js';
+import { Agent, createNetns, deleteNetns, type AgentOptions } from './netns.js';
 
 export const VHSM_CTID = 412;
 
 export class World {
   readonly agents: Agent[] = [];
+  private readonly namespaces: string[] = [];
   private constructor(readonly admin: VhsmAdmin) {}
+
+  /** A netns owned by this world (deleted by destroy()). */
+  netns(name: string): string {
+    this.namespaces.push(name);
+    return createNetns(name);
+  }
 
   static async create(clients: Record<string, number>, params: ModuleParams = {}): Promise<World> {
     loadModule({ vhsm_veid: VHSM_CTID, ...params });
     const admin = await VhsmAdmin.open();
     const world = new World(admin);
-    await admin.bind(VHSM_CTID, { netnsPath: createNetns('vhsm') });
-    for (const [name, ctid] of Object.entries(clients)) await admin.bind(ctid, { netnsPath: createNetns(name) });
+    await admin.bind(VHSM_CTID, { netnsPath: world.netns('vhsm') });
+    for (const [name, ctid] of Object.entries(clients)) await admin.bind(ctid, { netnsPath: world.netns(name) });
     return world;
   }
 
@@ -45,6 +52,13 @@ export class World {
   async destroy(): Promise<void> {
     await Promise.all(this.agents.map((a) => a.kill()));
     await this.admin.close();
+    for (const name of this.namespaces) {
+      try {
+        deleteNetns(name);
+      } catch {
+        // already deleted by the test itself
+      }
+    }
     unloadModule();
   }
 }
