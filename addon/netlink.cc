@@ -9,6 +9,8 @@
 #include <uv.h>
 
 #include <linux/netlink.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +18,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -176,11 +179,37 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
  private:
   enum class ReleaseFrom { kJavaScript, kEnvTeardown, kDestructor };
 
+  // new NetlinkSocket(protocol, netnsFd?): with netnsFd, the socket is created
+  // inside that network namespace (a netlink socket's namespace is fixed at
+  // creation). Needs CAP_SYS_ADMIN; lets one test process act as clients of
+  // several containers.
   static int OpenSocket(const Napi::CallbackInfo& info) {
     uint32_t protocol = ArgUint32(info, 0, "protocol");
     if (protocol > INT_MAX) throw Napi::RangeError::New(info.Env(), "protocol out of range");
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      uint32_t netns_fd = ArgUint32(info, 1, "netnsFd");
+      if (netns_fd > INT_MAX) throw Napi::RangeError::New(info.Env(), "netnsFd out of range");
+      return OpenSocketInNetns(info.Env(), static_cast<int>(protocol), static_cast<int>(netns_fd));
+    }
     int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, static_cast<int>(protocol));
     if (fd < 0) throw SystemError(info.Env(), errno, "socket");
+    return fd;
+  }
+
+  static int OpenSocketInNetns(Napi::Env env, int protocol, int netns_fd) {
+    int home = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (home < 0) throw SystemError(env, errno, "open", "/proc/thread-self/ns/net");
+    if (::setns(netns_fd, CLONE_NEWNET) != 0) {
+      int err = errno;
+      ::close(home);
+      throw SystemError(env, err, "setns");
+    }
+    int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+    int socket_errno = errno;
+    // This thread runs all of JavaScript: it must never stay in the other namespace.
+    if (::setns(home, CLONE_NEWNET) != 0) std::abort();
+    ::close(home);
+    if (fd < 0) throw SystemError(env, socket_errno, "socket");
     return fd;
   }
 

@@ -2,7 +2,7 @@
  * Typed loader for the native addon (build/Release/vhsm_netlink.node) and
  * the interface of its socket class, so tests can inject a fake socket.
  */
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,7 +48,7 @@ export interface NativeNetlinkSocket {
 export type NetlinkSocketFactory = (protocol: number) => NativeNetlinkSocket;
 
 interface NativeModule {
-  readonly NetlinkSocket: new (protocol: number) => NativeNetlinkSocket;
+  readonly NetlinkSocket: new (protocol: number, netnsFd?: number) => NativeNetlinkSocket;
 }
 
 export const ADDON_RELATIVE_PATH = join('build', 'Release', 'vhsm_netlink.node');
@@ -82,6 +82,23 @@ export function loadNetlinkAddon(): NativeModule {
 
 /** Opens a real socket through the addon. */
 export const createNativeSocket: NetlinkSocketFactory = (protocol) => new (loadNetlinkAddon().NetlinkSocket)(protocol);
+
+/**
+ * A factory whose sockets live in the network namespace at `netnsPath`
+ * (e.g. /run/netns/NAME): the kernel then stamps requests as coming from
+ * that container. Needs CAP_SYS_ADMIN; used by tests that play several
+ * containers from one process.
+ */
+export function socketFactoryInNetns(netnsPath: string): NetlinkSocketFactory {
+  return (protocol) => {
+    const fd = openSync(netnsPath, 'r');
+    try {
+      return new (loadNetlinkAddon().NetlinkSocket)(protocol, fd);
+    } finally {
+      closeSync(fd);
+    }
+  };
+}
 
 export function isNativeSocketError(value: unknown): value is NativeSocketError {
   return value instanceof Error && typeof (value as { code?: unknown }).code === 'string' &&

@@ -40,7 +40,7 @@ t.test('stop answers in-flight requests, then closes transport and DB', async (t
   await t.resolves(fixture.server.stop(), 'stop is idempotent');
 
   fixture.server = await VhsmServer.open({ storagePath: fixture.dbPath, pbkdf2Iterations: TEST_ITERATIONS });
-  fixture.server.serve(fixture.hub.createServerTransport());
+  fixture.server.serve(await fixture.transports.server());
   await expectCode(t, session.sign(key.keyId, new Uint8Array(1)), 'SESSION_INVALID', 'sessions do not survive a restart');
   const again = await client.login(ALICE.name, ALICE.password);
   t.equal((await again.keyInfo('persistent')).type, 'ec-p256', 'keys do');

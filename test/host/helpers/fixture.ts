@@ -11,7 +11,40 @@ import { createUser } from '../../../server/users.js';
 import { Store } from '../../../server/storage.js';
 import { VhsmServer, type VhsmServerOptions } from '../../../server/server.js';
 import { MemoryTransportHub } from '../../../transport/memory.js';
-import type { SenderIdentity } from '../../../transport/types.js';
+import type { ClientTransport, SenderIdentity, ServerTransport } from '../../../transport/types.js';
+
+/**
+ * Where fixtures get their transports. On the host: the in-memory hub, which
+ * stamps any identity we ask for. In the VM (VHSM_TEST_TRANSPORT=netlink, see
+ * test/vm/lib/kernel-transports.ts): the real module, which stamps what is
+ * true — the CTID of the netns a socket lives in, and this process's PID, so
+ * `pid`, `uid` and `netnsCookie` overrides cannot be honoured there.
+ */
+export interface TestTransports {
+  readonly kind: 'memory' | 'netlink';
+  server(): Promise<ServerTransport>;
+  client(identity: SenderIdentity): Promise<ClientTransport>;
+}
+
+export function memoryTransports(hub = new MemoryTransportHub()): TestTransports & { readonly hub: MemoryTransportHub } {
+  return {
+    kind: 'memory',
+    hub,
+    server: async () => hub.createServerTransport(),
+    client: async (who) => hub.connect(who),
+  };
+}
+
+let transportsOverride: TestTransports | undefined;
+/** Makes every fixture of this process use `transports` (the VM wrappers call this). */
+export function useTransports(transports: TestTransports): void {
+  transportsOverride = transports;
+}
+
+/** True when connections can carry any PID/cookie (memory), false over the real module. */
+export function identitiesAreFree(): boolean {
+  return transportsOverride === undefined || transportsOverride.kind === 'memory';
+}
 
 /** Small PBKDF2 count so tests run fast; one test checks the real default. */
 export const TEST_ITERATIONS = 1_000;
@@ -51,7 +84,10 @@ export interface Fixture {
   readonly dir: string;
   readonly dbPath: string;
   readonly hub: MemoryTransportHub;
+  readonly transports: TestTransports;
   server: VhsmServer;
+  /** A raw transport stamped with `identity(overrides)` (over the kernel: only the CTID counts). */
+  connect(overrides?: Partial<SenderIdentity>): Promise<ClientTransport>;
   /** A client stamped with `identity(overrides)`. */
   client(overrides?: Partial<SenderIdentity>): Promise<VhsmClient>;
   /** Stops the server and starts a new one on the same DB. */
@@ -71,6 +107,7 @@ export async function startFixture(options: FixtureOptions = {}): Promise<Fixtur
   const { users, userIterations, ...serverDefaults } = options;
   await createDatabase(dbPath, users ?? [ALICE, BOB], userIterations ?? TEST_ITERATIONS);
   const hub = new MemoryTransportHub();
+  const transports = transportsOverride ?? memoryTransports(hub);
   const serverOptions = (extra: Partial<VhsmServerOptions> = {}): VhsmServerOptions => ({
     pbkdf2Iterations: TEST_ITERATIONS,
     ...serverDefaults,
@@ -82,16 +119,18 @@ export async function startFixture(options: FixtureOptions = {}): Promise<Fixtur
     dir,
     dbPath,
     hub,
+    transports,
     server: await VhsmServer.open(serverOptions()),
+    connect: (overrides) => transports.client(identity(overrides)),
     async client(overrides) {
-      const client = await VhsmClient.connect(hub.connect(identity(overrides)), { timeoutMs: 10_000 });
+      const client = await VhsmClient.connect(await transports.client(identity(overrides)), { timeoutMs: 10_000 });
       clients.push(client);
       return client;
     },
     async restart(extra) {
       await fixture.server.stop();
       fixture.server = await VhsmServer.open(serverOptions(extra));
-      fixture.server.serve(hub.createServerTransport());
+      fixture.server.serve(await transports.server());
     },
     async close() {
       await Promise.allSettled(clients.map((client) => client.close()));
@@ -99,6 +138,6 @@ export async function startFixture(options: FixtureOptions = {}): Promise<Fixtur
       cleanup();
     },
   };
-  fixture.server.serve(hub.createServerTransport());
+  fixture.server.serve(await transports.server());
   return fixture;
 }

@@ -1,0 +1,46 @@
+/**
+ * Runs a host test suite over the real module: the fixture's server socket
+ * lives in the VHSM netns (bound to vhsm_veid), and each client identity's
+ * CTID gets a netns of its own, bound on first use. One process plays every
+ * container by opening each socket inside the right netns (setns), so the
+ * same test code that runs over the in-memory transport runs here unchanged,
+ * with stamps that come from the kernel.
+ */
+import t from 'tap';
+import { socketFactoryInNetns } from '../../../netlink/addon.js';
+import { VhsmAdmin } from '../../../transport/netlink-admin.js';
+import { openNetlinkClient } from '../../../transport/netlink-client.js';
+import { registerNetlinkServer } from '../../../transport/netlink-server.js';
+import { useTransports } from '../../host/helpers/fixture.js';
+import { loadModule, unloadModule } from './module.js';
+import { createNetns, deleteNetns } from './netns.js';
+import { VHSM_CTID } from './world.js';
+
+export async function runHostSuiteOverKernel(suite: string): Promise<void> {
+  loadModule({ vhsm_veid: VHSM_CTID });
+  const admin = await VhsmAdmin.open();
+  const namespaces = new Map<number, string>();
+  async function netnsFor(ctid: number): Promise<string> {
+    let path = namespaces.get(ctid);
+    if (!path) {
+      path = createNetns(ctid === VHSM_CTID ? 'vhsm' : `ct${ctid}`);
+      await admin.bind(ctid, { netnsPath: path });
+      namespaces.set(ctid, path);
+    }
+    return path;
+  }
+  const vhsmNetns = await netnsFor(VHSM_CTID);
+  useTransports({
+    kind: 'netlink',
+    server: () => registerNetlinkServer({ factory: socketFactoryInNetns(vhsmNetns) }),
+    client: async (who) => openNetlinkClient({ factory: socketFactoryInNetns(await netnsFor(who.ctid)), timeoutMs: 30_000 }),
+  });
+  t.teardown(async () => {
+    const stats = await admin.stats();
+    t.comment(`module counters after ${suite}: ${JSON.stringify(stats.counters, (_k, v) => (typeof v === 'bigint' ? Number(v) : v))}`);
+    await admin.close();
+    for (const path of namespaces.values()) deleteNetns(path.slice('/run/netns/'.length));
+    unloadModule();
+  });
+  await import(`../../host/${suite}.test.js`);
+}
