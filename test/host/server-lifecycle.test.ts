@@ -18,10 +18,12 @@ t.test('stop answers in-flight requests, then closes transport and DB', async (t
   const session = await client.login(ALICE.name, ALICE.password);
   const key = await session.generateKey({ type: 'ec-p256', keyId: 'persistent' });
 
+  const received = fixture.server.stats.requests;
   const inFlight = Array.from({ length: 200 }, (_, i) =>
     i % 2 ? session.sign(key.keyId, new Uint8Array([i])) : session.generateKey({ type: 'hmac', keyId: `during-stop-${i}` }),
   );
-  await new Promise((resolve) => setImmediate(resolve)); // let them reach the server
+  // Let all 200 reach the server (one loop turn in memory, longer through the kernel).
+  while (fixture.server.stats.requests < received + 200) await new Promise((resolve) => setTimeout(resolve, 1));
   const stopping = fixture.server.stop();
   const late = session.digest(new Uint8Array(1)).catch((error: unknown) => error);
   await stopping;

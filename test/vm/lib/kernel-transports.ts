@@ -12,7 +12,7 @@ import { VhsmAdmin } from '../../../transport/netlink-admin.js';
 import { openNetlinkClient } from '../../../transport/netlink-client.js';
 import { registerNetlinkServer } from '../../../transport/netlink-server.js';
 import { useTransports } from '../../host/helpers/fixture.js';
-import { loadModule, unloadModule } from './module.js';
+import { loadModule, setParam, unloadModule } from './module.js';
 import { createNetns, deleteNetns } from './netns.js';
 import { VHSM_CTID } from './world.js';
 
@@ -24,7 +24,9 @@ export async function runHostSuiteOverKernel(suite: string): Promise<void> {
     let path = namespaces.get(ctid);
     if (!path) {
       path = createNetns(ctid === VHSM_CTID ? 'vhsm' : `ct${ctid}`);
-      await admin.bind(ctid, { netnsPath: path });
+      // CTID 0 is what the module stamps on an unbound netns when allowed to.
+      if (ctid === 0) setParam('allow_unbound', true);
+      else await admin.bind(ctid, { netnsPath: path });
       namespaces.set(ctid, path);
     }
     return path;
