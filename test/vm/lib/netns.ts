@@ -35,7 +35,8 @@ export class Agent {
   readonly exited: Promise<number | null>;
 
   constructor(ns: string | null, script: string, args: string[] = [], options: AgentOptions = {}) {
-    const node = [process.execPath, `dist/test/vm/agents/${script}.js`, ...args];
+    // An agent name, or a path to any node script (e.g. dist/tools/vhsm-server.js).
+    const node = [process.execPath, script.endsWith('.js') ? script : `dist/test/vm/agents/${script}.js`, ...args];
     let argv = node;
     if (options.unprivileged) argv = ['unshare', '--user', '--map-user=1000', '--map-group=1000', '--', ...argv];
     if (options.newPidNs) argv = ['unshare', '--pid', '--fork', '--kill-child', '--', ...argv];

@@ -94,6 +94,11 @@ export function run(ns: string | null, argv: readonly string[], options: RunOpti
   });
 }
 
+/** The real `vhsm` CLI in netns `ns` (null: the host netns). */
+export function vhsmCli(ns: string | null, args: readonly string[], options: RunOptions = {}): Promise<CliRun> {
+  return run(ns, [process.execPath, toolPath('vhsm'), ...args], options);
+}
+
 export class VhsmWorld {
   server: ChildProcess | null = null;
   serverLog = '';
@@ -189,7 +194,7 @@ export class VhsmWorld {
 
   /** The real `vhsm` CLI in client netns `ns` (null: the host netns). */
   vhsm(ns: string | null, args: readonly string[], options: RunOptions = {}): Promise<CliRun> {
-    return run(ns, [process.execPath, toolPath('vhsm'), ...args], options);
+    return vhsmCli(ns, args, options);
   }
 
   /** `vhsm` as `user`, password from its file: the common case. */
