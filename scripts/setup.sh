@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The 6.1 kernel the test VM boots and its headers; the newest 6.12 headers
-# (the module must build there too; they need dwarves for BTF); QEMU and
-# busybox-static for the VM; openssl to check signatures outside the server.
+# (the module must build and run there too: they pull in their kernel image,
+# and need dwarves for BTF); QEMU and busybox-static for the VM; openssl to
+# check signatures outside the server.
 pkgs=(linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static
       kmod cmake g++ make iproute2 util-linux openssl xz-utils zstd dwarves)
 headers612() {
