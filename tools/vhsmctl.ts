@@ -59,6 +59,12 @@ function printStats(stats: Stats): void {
   for (const [name, value] of Object.entries(stats.counters)) process.stdout.write(`${name.padEnd(14)}${value}\n`);
 }
 
+// `vhsmctl list | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const cli = yargs(hideBin(process.argv))
   .scriptName('vhsmctl')
   .usage('$0 <command> [options]\n\nHost control of the VHSM transport module (run as root on the host).')
