@@ -3,9 +3,11 @@
  * opened it. Key handles are key ids (strings); data is Uint8Array in and
  * out.
  */
-import type { JsonWebKey } from 'node:crypto';
+import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import {
   DIGEST_ALGORITHMS,
+  ENCRYPTION_ALGORITHMS,
+  KDF_ALGORITHMS,
   KEY_FORMATS,
   KEY_TYPES,
   KEY_USAGES,
@@ -22,7 +24,29 @@ import {
 } from '../proto/index.js';
 import type { VhsmClient } from './client.js';
 import { VhsmError } from './errors.js';
-import type { CallOptions, DigestOptions, GenerateKeySpec, ImportKeySpec, KeyInfo, KeySpec, MacOptions, SignOptions } from './types.js';
+import { STREAM_CHUNK_BYTES, VhsmStream, type SessionCall } from './stream.js';
+import type {
+  AgreeKeySpec,
+  CallOptions,
+  Ciphertext,
+  DecryptOptions,
+  DeriveKeySpec,
+  DerivedKey,
+  DerivedKeySpec,
+  DigestOptions,
+  EncryptOptions,
+  ExportWrappedOptions,
+  GenerateKeySpec,
+  ImportKeySpec,
+  ImportWrappedKeySpec,
+  KdfParams,
+  KeyInfo,
+  KeySpec,
+  MacOptions,
+  SignOptions,
+  WrappingKey,
+  WrapTarget,
+} from './types.js';
 
 const decoder = new TextDecoder();
 
@@ -51,6 +75,31 @@ function specToProto(spec: KeySpec): pb.KeySpec.$Properties {
   };
 }
 
+function derivedSpecToProto(spec: DerivedKeySpec): pb.KeySpec.$Properties {
+  return specToProto({ ...spec, type: spec.type ?? 'secret' });
+}
+
+const bytesOf = (value: Uint8Array | null | undefined): Uint8Array => new Uint8Array(value ?? new Uint8Array(0));
+
+function toDerivedKey(result: pb.DerivedKey.$Properties): DerivedKey {
+  const material = result.keyMaterial && result.keyMaterial.length ? new Uint8Array(result.keyMaterial) : null;
+  return { key: toKeyInfo(result.key ?? {}), material };
+}
+
+/** A public key given as SPKI DER / raw bytes, or as a PEM string (converted to SPKI DER here). */
+function publicKeyBytes(key: Uint8Array | string, what: string): Uint8Array {
+  if (typeof key !== 'string') return key;
+  try {
+    return new Uint8Array(createPublicKey(key).export({ type: 'spki', format: 'der' }));
+  } catch {
+    throw new VhsmError('INVALID_ARGUMENT', `${what} is not a PEM public key`);
+  }
+}
+
+function kdfToProto(kdf: KdfParams): pb.Kdf.$Properties {
+  return { algorithm: enumValue(KDF_ALGORITHMS, kdf.algorithm, 'kdf algorithm'), salt: kdf.salt, info: kdf.info };
+}
+
 /** A value from a string-union option, or 0 ("server default") when omitted. */
 function enumValue<T extends Record<string, number>>(table: T, name: keyof T | undefined, what: string): number {
   if (name === undefined) return 0;
@@ -61,6 +110,7 @@ function enumValue<T extends Record<string, number>>(table: T, name: keyof T | u
 
 export class VhsmSession {
   private sessionId: Uint8Array | null;
+  private readonly boundCall: SessionCall = (op, body, options) => this.call(op, body, options);
 
   /** @internal Created by VhsmClient.login. */
   constructor(
@@ -141,6 +191,7 @@ export class VhsmSession {
         data,
         algorithm: enumValue(SIGNATURE_ALGORITHMS, options.algorithm, 'signature algorithm'),
         encoding: enumValue(SIGNATURE_ENCODINGS, options.encoding, 'signature encoding'),
+        prehashed: options.prehashed ?? false,
       },
       options,
     );
@@ -156,18 +207,23 @@ export class VhsmSession {
         signature,
         algorithm: enumValue(SIGNATURE_ALGORITHMS, options.algorithm, 'signature algorithm'),
         encoding: enumValue(SIGNATURE_ENCODINGS, options.encoding, 'signature encoding'),
+        prehashed: options.prehashed ?? false,
       },
       options,
     );
     return result.valid === true;
   }
 
+  /** The MAC of `data`; inputs larger than one message are streamed. */
   async mac(keyId: string, data: Uint8Array, options: MacOptions = {}): Promise<Uint8Array> {
+    if (data.length > STREAM_CHUNK_BYTES) return (await this.macInit(keyId, options)).final(data, options);
     const result = await this.call('mac', { keyId, data, algorithm: enumValue(MAC_ALGORITHMS, options.algorithm, 'MAC algorithm') }, options);
     return new Uint8Array(result.mac ?? new Uint8Array(0));
   }
 
+  /** Verified on the server in constant time; inputs larger than one message are streamed. */
   async verifyMac(keyId: string, data: Uint8Array, mac: Uint8Array, options: MacOptions = {}): Promise<boolean> {
+    if (data.length > STREAM_CHUNK_BYTES) return (await this.macInit(keyId, options)).verify(mac, data, options);
     const result = await this.call(
       'verifyMac',
       { keyId, data, mac, algorithm: enumValue(MAC_ALGORITHMS, options.algorithm, 'MAC algorithm') },
@@ -176,9 +232,116 @@ export class VhsmSession {
     return result.valid === true;
   }
 
+  /** The digest of `data`; inputs larger than one message are streamed. */
   async digest(data: Uint8Array, options: DigestOptions = {}): Promise<Uint8Array> {
+    if (data.length > STREAM_CHUNK_BYTES) return (await this.digestInit(options)).final(data, options);
     const result = await this.call('digest', { data, algorithm: enumValue(DIGEST_ALGORITHMS, options.algorithm, 'digest algorithm') }, options);
     return new Uint8Array(result.digest ?? new Uint8Array(0));
+  }
+
+  /** Starts a streaming digest on the server. */
+  async digestInit(options: DigestOptions = {}): Promise<VhsmStream> {
+    const result = await this.call('digestInit', { algorithm: enumValue(DIGEST_ALGORITHMS, options.algorithm, 'digest algorithm') }, options);
+    return new VhsmStream(this.boundCall, result.streamId ?? 0, 'digest');
+  }
+
+  /** Starts a streaming MAC with a stored key (usage mac). */
+  async macInit(keyId: string, options: MacOptions = {}): Promise<VhsmStream> {
+    const result = await this.call('macInit', { keyId, algorithm: enumValue(MAC_ALGORITHMS, options.algorithm, 'MAC algorithm') }, options);
+    return new VhsmStream(this.boundCall, result.streamId ?? 0, 'mac');
+  }
+
+  /** AEAD encryption under a server-chosen random nonce, or RSA-OAEP. */
+  async encrypt(keyId: string, plaintext: Uint8Array, options: EncryptOptions = {}): Promise<Ciphertext> {
+    const result = await this.call(
+      'encrypt',
+      { keyId, plaintext, aad: options.aad, algorithm: enumValue(ENCRYPTION_ALGORITHMS, options.algorithm, 'encryption algorithm') },
+      options,
+    );
+    return { nonce: bytesOf(result.nonce), ciphertext: bytesOf(result.ciphertext), tag: bytesOf(result.tag) };
+  }
+
+  /** The plaintext, or DECRYPT_FAILED when the ciphertext, tag, nonce or aad do not authenticate. */
+  async decrypt(keyId: string, sealed: Ciphertext, options: DecryptOptions = {}): Promise<Uint8Array> {
+    const result = await this.call(
+      'decrypt',
+      {
+        keyId,
+        nonce: sealed.nonce,
+        ciphertext: sealed.ciphertext,
+        tag: sealed.tag,
+        aad: options.aad,
+        algorithm: enumValue(ENCRYPTION_ALGORITHMS, options.algorithm, 'encryption algorithm'),
+      },
+      options,
+    );
+    return bytesOf(result.plaintext);
+  }
+
+  /**
+   * ECDH (ec-p256/p384/p521) or X25519 with a stored private key (usage
+   * derive) against `peerPublicKey` (SPKI DER, raw point / 32 bytes, or PEM).
+   * The result is stored as a new key; its material comes back only if
+   * `spec.extractable`.
+   */
+  async agreeKey(privateKeyId: string, peerPublicKey: Uint8Array | string, spec: AgreeKeySpec = {}, options?: CallOptions): Promise<DerivedKey> {
+    const result = await this.call(
+      'agreeKey',
+      {
+        privateKeyId,
+        peerPublicKey: publicKeyBytes(peerPublicKey, 'peerPublicKey'),
+        result: derivedSpecToProto(spec),
+        lengthBytes: spec.lengthBytes ?? 0,
+        kdf: spec.kdf ? kdfToProto(spec.kdf) : undefined,
+      },
+      options,
+    );
+    return toDerivedKey(result);
+  }
+
+  /** HKDF-SHA256 over a stored 'secret' key (usage derive), stored as a new key. */
+  async deriveKey(baseKeyId: string, spec: DeriveKeySpec, options?: CallOptions): Promise<DerivedKey> {
+    const result = await this.call(
+      'deriveKey',
+      { baseKeyId, result: derivedSpecToProto(spec), lengthBytes: spec.lengthBytes ?? 0, kdf: kdfToProto(spec.kdf ?? {}) },
+      options,
+    );
+    return toDerivedKey(result);
+  }
+
+  /** `length` (1..4096) bytes from the server's CSPRNG. */
+  async random(length: number, options?: CallOptions): Promise<Uint8Array> {
+    return bytesOf((await this.call('random', { length }, options)).data);
+  }
+
+  /** The user's BYOK wrapping key (RSA-4096, usage unwrap), created on first use. */
+  async wrappingKey(options?: CallOptions): Promise<WrappingKey> {
+    const result = await this.call('wrappingKey', { format: PUBLIC_KEY_FORMATS['spki-der'] }, options);
+    const publicKey = bytesOf(result.publicKey);
+    const publicKeyPem = createPublicKey({ key: Buffer.from(publicKey), format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' }) as string;
+    return { key: toKeyInfo(result.key ?? {}), publicKey, publicKeyPem };
+  }
+
+  /** Imports a key wrapped as RSA-OAEP-SHA256 + AES-KWP (the Vault / cloud KMS BYOK format). */
+  async importWrappedKey(spec: ImportWrappedKeySpec, options?: CallOptions): Promise<KeyInfo> {
+    const result = await this.call(
+      'importWrappedKey',
+      {
+        spec: specToProto(spec),
+        wrappingKeyId: spec.wrappingKeyId ?? '',
+        wrappedKey: spec.wrappedKey,
+        format: enumValue(KEY_FORMATS, spec.format, 'key format'),
+      },
+      options,
+    );
+    return toKeyInfo(result);
+  }
+
+  /** An extractable key, wrapped as RSA-OAEP-SHA256 + AES-KWP for `to`. */
+  async exportWrappedKey(keyId: string, to: WrapTarget, options: ExportWrappedOptions = {}): Promise<Uint8Array> {
+    const target = 'wrappingKeyId' in to ? { wrappingKeyId: to.wrappingKeyId } : { wrappingPublicKey: publicKeyBytes(to.publicKey, 'publicKey') };
+    const result = await this.call('exportWrappedKey', { keyId, ...target, format: enumValue(KEY_FORMATS, options.format, 'key format') }, options);
+    return bytesOf(result.wrappedKey);
   }
 
   /** Ends the session on the server (its unwrapped keys are wiped there). Idempotent. */

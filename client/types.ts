@@ -4,6 +4,8 @@
  */
 import type {
   DigestAlgorithmName,
+  EncryptionAlgorithmName,
+  KdfAlgorithmName,
   KeyFormatName,
   KeyTypeName,
   KeyUsageName,
@@ -14,6 +16,8 @@ import type {
 
 export type {
   DigestAlgorithmName,
+  EncryptionAlgorithmName,
+  KdfAlgorithmName,
   KeyFormatName,
   KeyTypeName,
   KeyUsageName,
@@ -64,10 +68,16 @@ export interface ImportKeySpec extends KeySpec {
 }
 
 export interface SignOptions extends CallOptions {
-  /** Default: the key type's algorithm (ecdsa-sha256 for ec-p256, ed25519 for ed25519). */
+  /**
+   * Default: the key type's algorithm (ecdsa-sha256 for ec-p256 and
+   * ec-secp256k1, ecdsa-sha384 for ec-p384, ecdsa-sha512 for ec-p521,
+   * ed25519 for ed25519, rsa-pss-sha256 for RSA keys).
+   */
   readonly algorithm?: SignatureAlgorithmName;
   /** ECDSA only: 'der' (default) or 'raw' (r || s). */
   readonly encoding?: SignatureEncodingName;
+  /** ECDSA and RSA only: `data` is the digest (the algorithm's hash length), not the message. */
+  readonly prehashed?: boolean;
 }
 
 export interface MacOptions extends CallOptions {
@@ -76,4 +86,74 @@ export interface MacOptions extends CallOptions {
 
 export interface DigestOptions extends CallOptions {
   readonly algorithm?: DigestAlgorithmName;
+}
+
+export interface EncryptOptions extends CallOptions {
+  /** Default: the key type's (aes-256-gcm, chacha20-poly1305, rsa-oaep-sha256). */
+  readonly algorithm?: EncryptionAlgorithmName;
+  /** Associated data (AEAD only): authenticated, not encrypted; decrypt needs the same. */
+  readonly aad?: Uint8Array;
+}
+
+export type DecryptOptions = EncryptOptions;
+
+/** AEAD: a server-chosen 12-byte nonce and a 16-byte tag. RSA-OAEP: ciphertext only (nonce and tag empty). */
+export interface Ciphertext {
+  readonly nonce: Uint8Array;
+  readonly ciphertext: Uint8Array;
+  readonly tag: Uint8Array;
+}
+
+export interface KdfParams {
+  /** Default and only value today: 'hkdf-sha256'. */
+  readonly algorithm?: KdfAlgorithmName;
+  readonly salt?: Uint8Array;
+  readonly info?: Uint8Array;
+}
+
+/** The key a derivation stores. Derived keys are secret keys. */
+export interface DerivedKeySpec extends Omit<KeySpec, 'type'> {
+  readonly type?: KeyTypeName;
+  /** Output length; default: the type's (32 for secret, aes-256, chacha20, hmac). */
+  readonly lengthBytes?: number;
+  readonly kdf?: KdfParams;
+}
+
+/** agreeKey: without `kdf` the result is the raw shared secret, type 'secret' (the default). */
+export type AgreeKeySpec = DerivedKeySpec;
+
+/** deriveKey: HKDF-SHA256 over a stored 'secret' key; `type` is required. */
+export interface DeriveKeySpec extends DerivedKeySpec {
+  readonly type: KeyTypeName;
+}
+
+export interface DerivedKey {
+  readonly key: KeyInfo;
+  /** The derived material, only when the result was created extractable. */
+  readonly material: Uint8Array | null;
+}
+
+/** The user's default BYOK wrapping key (RSA-4096, usage unwrap). */
+export interface WrappingKey {
+  readonly key: KeyInfo;
+  /** SPKI DER. */
+  readonly publicKey: Uint8Array;
+  readonly publicKeyPem: string;
+}
+
+export interface ImportWrappedKeySpec extends KeySpec {
+  /** RSA-OAEP-SHA256(ephemeral AES key) || AES-KWP(ephemeral, material). */
+  readonly wrappedKey: Uint8Array;
+  /** An RSA key with usage unwrap; default: the user's wrapping key ('vhsm-wrapping-key'). */
+  readonly wrappingKeyId?: string;
+  /** Format of the wrapped material; default pkcs8-der for key pairs, raw for secrets. */
+  readonly format?: KeyFormatName;
+}
+
+/** Where exportWrappedKey wraps to: a stored RSA key with usage wrap, or an RSA public key (SPKI DER bytes or PEM). */
+export type WrapTarget = { readonly wrappingKeyId: string } | { readonly publicKey: Uint8Array | string };
+
+export interface ExportWrappedOptions extends CallOptions {
+  /** Default pkcs8-der for key pairs, raw for secrets. */
+  readonly format?: KeyFormatName;
 }

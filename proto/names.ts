@@ -2,7 +2,7 @@
  * Stable string names for the protocol's enums, shared by the server (audit,
  * logs), the client library (its public API) and the tools.
  *
- * Each table maps a name to the enum number on the wire. Issue 4 adds rows;
+ * Each table maps a name to the enum number on the wire. Rows are appended;
  * existing rows never change.
  */
 
@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   SHUTTING_DOWN: 18,
   INTERNAL: 19,
   KEY_CORRUPTED: 20,
+  DECRYPT_FAILED: 21,
+  STREAM_NOT_FOUND: 22,
 } as const;
 export type ErrorCodeName = keyof typeof ERROR_CODES;
 
@@ -35,6 +37,16 @@ export const KEY_TYPES = {
   'ec-p256': 1,
   ed25519: 2,
   hmac: 3,
+  'ec-p384': 4,
+  'ec-p521': 5,
+  'ec-secp256k1': 6,
+  'rsa-2048': 7,
+  'rsa-3072': 8,
+  'rsa-4096': 9,
+  'aes-256': 10,
+  chacha20: 11,
+  x25519: 12,
+  secret: 13,
 } as const;
 export type KeyTypeName = keyof typeof KEY_TYPES;
 
@@ -53,6 +65,15 @@ export type KeyUsageName = keyof typeof KEY_USAGES;
 export const SIGNATURE_ALGORITHMS = {
   'ecdsa-sha256': 1,
   ed25519: 2,
+  'ecdsa-sha384': 3,
+  'ecdsa-sha512': 4,
+  'rsa-pss-sha256': 5,
+  'rsa-pss-sha384': 6,
+  'rsa-pss-sha512': 7,
+  'rsa-pkcs1-sha256': 8,
+  'rsa-pkcs1-sha384': 9,
+  'rsa-pkcs1-sha512': 10,
+  bip340: 11,
 } as const;
 export type SignatureAlgorithmName = keyof typeof SIGNATURE_ALGORITHMS;
 
@@ -64,13 +85,31 @@ export type SignatureEncodingName = keyof typeof SIGNATURE_ENCODINGS;
 
 export const MAC_ALGORITHMS = {
   'hmac-sha256': 1,
+  'hmac-sha384': 2,
+  'hmac-sha512': 3,
 } as const;
 export type MacAlgorithmName = keyof typeof MAC_ALGORITHMS;
 
 export const DIGEST_ALGORITHMS = {
   sha256: 1,
+  sha384: 2,
+  sha512: 3,
+  'sha3-256': 4,
+  'sha3-512': 5,
 } as const;
 export type DigestAlgorithmName = keyof typeof DIGEST_ALGORITHMS;
+
+export const ENCRYPTION_ALGORITHMS = {
+  'aes-256-gcm': 1,
+  'chacha20-poly1305': 2,
+  'rsa-oaep-sha256': 3,
+} as const;
+export type EncryptionAlgorithmName = keyof typeof ENCRYPTION_ALGORITHMS;
+
+export const KDF_ALGORITHMS = {
+  'hkdf-sha256': 1,
+} as const;
+export type KdfAlgorithmName = keyof typeof KDF_ALGORITHMS;
 
 export const KEY_FORMATS = {
   'pkcs8-der': 1,
@@ -112,5 +151,18 @@ export const OPERATIONS = [
   'mac',
   'verifyMac',
   'digest',
+  'encrypt',
+  'decrypt',
+  'agreeKey',
+  'deriveKey',
+  'random',
+  'wrappingKey',
+  'importWrappedKey',
+  'exportWrappedKey',
+  'digestInit',
+  'macInit',
+  'streamUpdate',
+  'streamFinal',
+  'streamAbort',
 ] as const;
 export type OperationName = (typeof OPERATIONS)[number];

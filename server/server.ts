@@ -58,6 +58,8 @@ export interface VhsmServerStats {
   readonly inFlight: number;
   readonly queued: number;
   readonly sessions: number;
+  /** Open streaming digest/MAC contexts. */
+  readonly streams: number;
 }
 
 type State = 'ready' | 'serving' | 'stopping' | 'stopped';
@@ -113,6 +115,7 @@ export class VhsmServer {
       inFlight: this.scheduler.active,
       queued: this.scheduler.queued,
       sessions: this.services.sessions.size,
+      streams: this.services.sessions.streamCount,
     };
   }
 

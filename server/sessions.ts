@@ -8,14 +8,16 @@
  * time. The plain id is never stored or logged.
  *
  * A session holds the user's authentication key (to wrap new keys and
- * unwrap stored ones) and a cache of unwrapped keys as KeyObjects. Logout,
- * idle expiry and server stop wipe both.
+ * unwrap stored ones), a cache of unwrapped keys as KeyObjects, and its
+ * streaming digest/MAC contexts. Logout, idle expiry and server stop wipe
+ * all three.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { SESSION_ID_BYTES } from '../proto/index.js';
 import type { SenderIdentity } from '../transport/types.js';
 import type { LoadedKey } from './crypto/engine.js';
 import { VhsmFailure } from './errors.js';
+import { DEFAULT_STREAM_LIMITS, StreamTable, type StreamLimits } from './streams.js';
 
 /** An unwrapped key cached in a session, with the metadata its AAD authenticated. */
 export interface CachedKey {
@@ -35,10 +37,12 @@ export interface Session {
   readonly pid: number;
   readonly authKey: Buffer;
   readonly keys: Map<string, CachedKey>;
+  /** Streaming digest/MAC contexts. */
+  readonly streams: StreamTable;
   lastActiveMs: number;
 }
 
-export interface SessionLimits {
+export interface SessionLimits extends StreamLimits {
   readonly idleTimeoutMs: number;
   readonly maxSessions: number;
   readonly maxSessionsPerContainer: number;
@@ -50,6 +54,7 @@ export const DEFAULT_SESSION_LIMITS: SessionLimits = {
   maxSessions: 10_000,
   maxSessionsPerContainer: 1_000,
   maxCachedKeysPerSession: 1_000,
+  ...DEFAULT_STREAM_LIMITS,
 };
 
 interface Entry {
@@ -79,6 +84,13 @@ export class SessionTable {
     return this.entries.size;
   }
 
+  /** Open streaming contexts over all sessions. */
+  get streamCount(): number {
+    let count = 0;
+    for (const { session } of this.entries.values()) count += session.streams.size;
+    return count;
+  }
+
   /** Fails with RESOURCE_EXHAUSTED when `sender` may not open another session. */
   checkCapacity(sender: SenderIdentity): void {
     if (this.entries.size >= this.limits.maxSessions) throw new VhsmFailure('RESOURCE_EXHAUSTED', 'too many sessions');
@@ -104,6 +116,7 @@ export class SessionTable {
       pid: sender.pid,
       authKey,
       keys: new Map(),
+      streams: new StreamTable(this.limits, this.clock),
       lastActiveMs: this.clock(),
     };
     this.entries.set(key, { tableKey: key, session });
@@ -152,6 +165,8 @@ export class SessionTable {
       if (now - entry.session.lastActiveMs > this.limits.idleTimeoutMs) {
         this.remove(entry);
         ended += 1;
+      } else {
+        entry.session.streams.sweep(now);
       }
     }
     return ended;
@@ -178,6 +193,7 @@ export class SessionTable {
     else this.perContainer.delete(session.ctid);
     // KeyObjects cannot be zeroed from JS; dropping them lets OpenSSL free (and clear) them.
     session.keys.clear();
+    session.streams.clear();
     session.authKey.fill(0);
   }
 }

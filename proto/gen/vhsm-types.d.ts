@@ -29,7 +29,20 @@ export namespace vhsm {
             mac?: (vhsm.v1.MacRequest.$Properties|null);
             verifyMac?: (vhsm.v1.VerifyMacRequest.$Properties|null);
             digest?: (vhsm.v1.DigestRequest.$Properties|null);
-            op?: ("login"|"logout"|"generateKey"|"importKey"|"listKeys"|"keyInfo"|"deleteKey"|"exportPublicKey"|"exportKey"|"sign"|"verify"|"mac"|"verifyMac"|"digest");
+            encrypt?: (vhsm.v1.EncryptRequest.$Properties|null);
+            decrypt?: (vhsm.v1.DecryptRequest.$Properties|null);
+            agreeKey?: (vhsm.v1.AgreeKeyRequest.$Properties|null);
+            deriveKey?: (vhsm.v1.DeriveKeyRequest.$Properties|null);
+            random?: (vhsm.v1.RandomRequest.$Properties|null);
+            wrappingKey?: (vhsm.v1.WrappingKeyRequest.$Properties|null);
+            importWrappedKey?: (vhsm.v1.ImportWrappedKeyRequest.$Properties|null);
+            exportWrappedKey?: (vhsm.v1.ExportWrappedKeyRequest.$Properties|null);
+            digestInit?: (vhsm.v1.DigestInitRequest.$Properties|null);
+            macInit?: (vhsm.v1.MacInitRequest.$Properties|null);
+            streamUpdate?: (vhsm.v1.StreamUpdateRequest.$Properties|null);
+            streamFinal?: (vhsm.v1.StreamFinalRequest.$Properties|null);
+            streamAbort?: (vhsm.v1.StreamAbortRequest.$Properties|null);
+            op?: ("login"|"logout"|"generateKey"|"importKey"|"listKeys"|"keyInfo"|"deleteKey"|"exportPublicKey"|"exportKey"|"sign"|"verify"|"mac"|"verifyMac"|"digest"|"encrypt"|"decrypt"|"agreeKey"|"deriveKey"|"random"|"wrappingKey"|"importWrappedKey"|"exportWrappedKey"|"digestInit"|"macInit"|"streamUpdate"|"streamFinal"|"streamAbort");
             static create(properties: vhsm.v1.Request.$Shape): vhsm.v1.Request & vhsm.v1.Request.$Shape;
             static create(properties?: vhsm.v1.Request.$Properties): vhsm.v1.Request;
             static encode(message: vhsm.v1.Request.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -55,7 +68,20 @@ export namespace vhsm {
                 mac?: (vhsm.v1.MacRequest.$Properties|null);
                 verifyMac?: (vhsm.v1.VerifyMacRequest.$Properties|null);
                 digest?: (vhsm.v1.DigestRequest.$Properties|null);
-                op?: ("login"|"logout"|"generateKey"|"importKey"|"listKeys"|"keyInfo"|"deleteKey"|"exportPublicKey"|"exportKey"|"sign"|"verify"|"mac"|"verifyMac"|"digest");
+                encrypt?: (vhsm.v1.EncryptRequest.$Properties|null);
+                decrypt?: (vhsm.v1.DecryptRequest.$Properties|null);
+                agreeKey?: (vhsm.v1.AgreeKeyRequest.$Properties|null);
+                deriveKey?: (vhsm.v1.DeriveKeyRequest.$Properties|null);
+                random?: (vhsm.v1.RandomRequest.$Properties|null);
+                wrappingKey?: (vhsm.v1.WrappingKeyRequest.$Properties|null);
+                importWrappedKey?: (vhsm.v1.ImportWrappedKeyRequest.$Properties|null);
+                exportWrappedKey?: (vhsm.v1.ExportWrappedKeyRequest.$Properties|null);
+                digestInit?: (vhsm.v1.DigestInitRequest.$Properties|null);
+                macInit?: (vhsm.v1.MacInitRequest.$Properties|null);
+                streamUpdate?: (vhsm.v1.StreamUpdateRequest.$Properties|null);
+                streamFinal?: (vhsm.v1.StreamFinalRequest.$Properties|null);
+                streamAbort?: (vhsm.v1.StreamAbortRequest.$Properties|null);
+                op?: ("login"|"logout"|"generateKey"|"importKey"|"listKeys"|"keyInfo"|"deleteKey"|"exportPublicKey"|"exportKey"|"sign"|"verify"|"mac"|"verifyMac"|"digest"|"encrypt"|"decrypt"|"agreeKey"|"deriveKey"|"random"|"wrappingKey"|"importWrappedKey"|"exportWrappedKey"|"digestInit"|"macInit"|"streamUpdate"|"streamFinal"|"streamAbort");
                 $unknowns?: Uint8Array[];
             }
             type $Shape = {
@@ -76,9 +102,22 @@ export namespace vhsm {
               mac?: vhsm.v1.MacRequest.$Shape|null;
               verifyMac?: vhsm.v1.VerifyMacRequest.$Shape|null;
               digest?: vhsm.v1.DigestRequest.$Shape|null;
+              encrypt?: vhsm.v1.EncryptRequest.$Shape|null;
+              decrypt?: vhsm.v1.DecryptRequest.$Shape|null;
+              agreeKey?: vhsm.v1.AgreeKeyRequest.$Shape|null;
+              deriveKey?: vhsm.v1.DeriveKeyRequest.$Shape|null;
+              random?: vhsm.v1.RandomRequest.$Shape|null;
+              wrappingKey?: vhsm.v1.WrappingKeyRequest.$Shape|null;
+              importWrappedKey?: vhsm.v1.ImportWrappedKeyRequest.$Shape|null;
+              exportWrappedKey?: vhsm.v1.ExportWrappedKeyRequest.$Shape|null;
+              digestInit?: vhsm.v1.DigestInitRequest.$Shape|null;
+              macInit?: vhsm.v1.MacInitRequest.$Shape|null;
+              streamUpdate?: vhsm.v1.StreamUpdateRequest.$Shape|null;
+              streamFinal?: vhsm.v1.StreamFinalRequest.$Shape|null;
+              streamAbort?: vhsm.v1.StreamAbortRequest.$Shape|null;
               $unknowns?: Uint8Array[];
             } & (
-              ({ op?: undefined; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ op?: "login"; login: vhsm.v1.LoginRequest.$Shape; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ op?: "logout"; login?: null; logout: vhsm.v1.LogoutRequest.$Shape; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ op?: "generateKey"; login?: null; logout?: null; generateKey: vhsm.v1.GenerateKeyRequest.$Shape; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ op?: "importKey"; login?: null; logout?: null; generateKey?: null; importKey: vhsm.v1.ImportKeyRequest.$Shape; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ op?: "listKeys"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys: vhsm.v1.ListKeysRequest.$Shape; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ op?: "keyInfo"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo: vhsm.v1.KeyInfoRequest.$Shape; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ op?: "deleteKey"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey: vhsm.v1.DeleteKeyRequest.$Shape; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ op?: "exportPublicKey"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey: vhsm.v1.ExportPublicKeyRequest.$Shape; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ op?: "exportKey"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey: vhsm.v1.ExportKeyRequest.$Shape; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ op?: "sign"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign: vhsm.v1.SignRequest.$Shape; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ op?: "verify"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify: vhsm.v1.VerifyRequest.$Shape; mac?: null; verifyMac?: null; digest?: null }|{ op?: "mac"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac: vhsm.v1.MacRequest.$Shape; verifyMac?: null; digest?: null }|{ op?: "verifyMac"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac: vhsm.v1.VerifyMacRequest.$Shape; digest?: null }|{ op?: "digest"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest: vhsm.v1.DigestRequest.$Shape })
+              ({ op?: undefined; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "login"; login: vhsm.v1.LoginRequest.$Shape; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "logout"; login?: null; logout: vhsm.v1.LogoutRequest.$Shape; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "generateKey"; login?: null; logout?: null; generateKey: vhsm.v1.GenerateKeyRequest.$Shape; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "importKey"; login?: null; logout?: null; generateKey?: null; importKey: vhsm.v1.ImportKeyRequest.$Shape; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "listKeys"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys: vhsm.v1.ListKeysRequest.$Shape; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "keyInfo"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo: vhsm.v1.KeyInfoRequest.$Shape; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "deleteKey"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey: vhsm.v1.DeleteKeyRequest.$Shape; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "exportPublicKey"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey: vhsm.v1.ExportPublicKeyRequest.$Shape; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "exportKey"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey: vhsm.v1.ExportKeyRequest.$Shape; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "sign"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign: vhsm.v1.SignRequest.$Shape; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "verify"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify: vhsm.v1.VerifyRequest.$Shape; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "mac"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac: vhsm.v1.MacRequest.$Shape; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "verifyMac"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac: vhsm.v1.VerifyMacRequest.$Shape; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "digest"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest: vhsm.v1.DigestRequest.$Shape; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "encrypt"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt: vhsm.v1.EncryptRequest.$Shape; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "decrypt"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt: vhsm.v1.DecryptRequest.$Shape; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "agreeKey"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey: vhsm.v1.AgreeKeyRequest.$Shape; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "deriveKey"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey: vhsm.v1.DeriveKeyRequest.$Shape; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "random"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random: vhsm.v1.RandomRequest.$Shape; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "wrappingKey"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey: vhsm.v1.WrappingKeyRequest.$Shape; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "importWrappedKey"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey: vhsm.v1.ImportWrappedKeyRequest.$Shape; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "exportWrappedKey"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey: vhsm.v1.ExportWrappedKeyRequest.$Shape; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "digestInit"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit: vhsm.v1.DigestInitRequest.$Shape; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "macInit"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit: vhsm.v1.MacInitRequest.$Shape; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ op?: "streamUpdate"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate: vhsm.v1.StreamUpdateRequest.$Shape; streamFinal?: null; streamAbort?: null }|{ op?: "streamFinal"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal: vhsm.v1.StreamFinalRequest.$Shape; streamAbort?: null }|{ op?: "streamAbort"; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort: vhsm.v1.StreamAbortRequest.$Shape })
             );
         }
 
@@ -105,7 +144,20 @@ export namespace vhsm {
             mac?: (vhsm.v1.MacResult.$Properties|null);
             verifyMac?: (vhsm.v1.VerifyResult.$Properties|null);
             digest?: (vhsm.v1.DigestResult.$Properties|null);
-            result?: ("error"|"login"|"logout"|"generateKey"|"importKey"|"listKeys"|"keyInfo"|"deleteKey"|"exportPublicKey"|"exportKey"|"sign"|"verify"|"mac"|"verifyMac"|"digest");
+            encrypt?: (vhsm.v1.EncryptResult.$Properties|null);
+            decrypt?: (vhsm.v1.DecryptResult.$Properties|null);
+            agreeKey?: (vhsm.v1.DerivedKey.$Properties|null);
+            deriveKey?: (vhsm.v1.DerivedKey.$Properties|null);
+            random?: (vhsm.v1.RandomResult.$Properties|null);
+            wrappingKey?: (vhsm.v1.WrappingKeyResult.$Properties|null);
+            importWrappedKey?: (vhsm.v1.KeyInfo.$Properties|null);
+            exportWrappedKey?: (vhsm.v1.WrappedKeyResult.$Properties|null);
+            digestInit?: (vhsm.v1.StreamResult.$Properties|null);
+            macInit?: (vhsm.v1.StreamResult.$Properties|null);
+            streamUpdate?: (vhsm.v1.Empty.$Properties|null);
+            streamFinal?: (vhsm.v1.StreamFinalResult.$Properties|null);
+            streamAbort?: (vhsm.v1.Empty.$Properties|null);
+            result?: ("error"|"login"|"logout"|"generateKey"|"importKey"|"listKeys"|"keyInfo"|"deleteKey"|"exportPublicKey"|"exportKey"|"sign"|"verify"|"mac"|"verifyMac"|"digest"|"encrypt"|"decrypt"|"agreeKey"|"deriveKey"|"random"|"wrappingKey"|"importWrappedKey"|"exportWrappedKey"|"digestInit"|"macInit"|"streamUpdate"|"streamFinal"|"streamAbort");
             static create(properties: vhsm.v1.Response.$Shape): vhsm.v1.Response & vhsm.v1.Response.$Shape;
             static create(properties?: vhsm.v1.Response.$Properties): vhsm.v1.Response;
             static encode(message: vhsm.v1.Response.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -131,7 +183,20 @@ export namespace vhsm {
                 mac?: (vhsm.v1.MacResult.$Properties|null);
                 verifyMac?: (vhsm.v1.VerifyResult.$Properties|null);
                 digest?: (vhsm.v1.DigestResult.$Properties|null);
-                result?: ("error"|"login"|"logout"|"generateKey"|"importKey"|"listKeys"|"keyInfo"|"deleteKey"|"exportPublicKey"|"exportKey"|"sign"|"verify"|"mac"|"verifyMac"|"digest");
+                encrypt?: (vhsm.v1.EncryptResult.$Properties|null);
+                decrypt?: (vhsm.v1.DecryptResult.$Properties|null);
+                agreeKey?: (vhsm.v1.DerivedKey.$Properties|null);
+                deriveKey?: (vhsm.v1.DerivedKey.$Properties|null);
+                random?: (vhsm.v1.RandomResult.$Properties|null);
+                wrappingKey?: (vhsm.v1.WrappingKeyResult.$Properties|null);
+                importWrappedKey?: (vhsm.v1.KeyInfo.$Properties|null);
+                exportWrappedKey?: (vhsm.v1.WrappedKeyResult.$Properties|null);
+                digestInit?: (vhsm.v1.StreamResult.$Properties|null);
+                macInit?: (vhsm.v1.StreamResult.$Properties|null);
+                streamUpdate?: (vhsm.v1.Empty.$Properties|null);
+                streamFinal?: (vhsm.v1.StreamFinalResult.$Properties|null);
+                streamAbort?: (vhsm.v1.Empty.$Properties|null);
+                result?: ("error"|"login"|"logout"|"generateKey"|"importKey"|"listKeys"|"keyInfo"|"deleteKey"|"exportPublicKey"|"exportKey"|"sign"|"verify"|"mac"|"verifyMac"|"digest"|"encrypt"|"decrypt"|"agreeKey"|"deriveKey"|"random"|"wrappingKey"|"importWrappedKey"|"exportWrappedKey"|"digestInit"|"macInit"|"streamUpdate"|"streamFinal"|"streamAbort");
                 $unknowns?: Uint8Array[];
             }
             type $Shape = {
@@ -152,9 +217,22 @@ export namespace vhsm {
               mac?: vhsm.v1.MacResult.$Shape|null;
               verifyMac?: vhsm.v1.VerifyResult.$Shape|null;
               digest?: vhsm.v1.DigestResult.$Shape|null;
+              encrypt?: vhsm.v1.EncryptResult.$Shape|null;
+              decrypt?: vhsm.v1.DecryptResult.$Shape|null;
+              agreeKey?: vhsm.v1.DerivedKey.$Shape|null;
+              deriveKey?: vhsm.v1.DerivedKey.$Shape|null;
+              random?: vhsm.v1.RandomResult.$Shape|null;
+              wrappingKey?: vhsm.v1.WrappingKeyResult.$Shape|null;
+              importWrappedKey?: vhsm.v1.KeyInfo.$Shape|null;
+              exportWrappedKey?: vhsm.v1.WrappedKeyResult.$Shape|null;
+              digestInit?: vhsm.v1.StreamResult.$Shape|null;
+              macInit?: vhsm.v1.StreamResult.$Shape|null;
+              streamUpdate?: vhsm.v1.Empty.$Shape|null;
+              streamFinal?: vhsm.v1.StreamFinalResult.$Shape|null;
+              streamAbort?: vhsm.v1.Empty.$Shape|null;
               $unknowns?: Uint8Array[];
             } & (
-              ({ result?: undefined; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ result?: "error"; error: vhsm.v1.Error.$Shape; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ result?: "login"; error?: null; login: vhsm.v1.LoginResult.$Shape; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ result?: "logout"; error?: null; login?: null; logout: vhsm.v1.Empty.$Shape; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ result?: "generateKey"; error?: null; login?: null; logout?: null; generateKey: vhsm.v1.KeyInfo.$Shape; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ result?: "importKey"; error?: null; login?: null; logout?: null; generateKey?: null; importKey: vhsm.v1.KeyInfo.$Shape; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ result?: "listKeys"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys: vhsm.v1.KeyList.$Shape; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ result?: "keyInfo"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo: vhsm.v1.KeyInfo.$Shape; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ result?: "deleteKey"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey: vhsm.v1.Empty.$Shape; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ result?: "exportPublicKey"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey: vhsm.v1.PublicKeyResult.$Shape; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ result?: "exportKey"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey: vhsm.v1.ExportKeyResult.$Shape; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ result?: "sign"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign: vhsm.v1.SignResult.$Shape; verify?: null; mac?: null; verifyMac?: null; digest?: null }|{ result?: "verify"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify: vhsm.v1.VerifyResult.$Shape; mac?: null; verifyMac?: null; digest?: null }|{ result?: "mac"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac: vhsm.v1.MacResult.$Shape; verifyMac?: null; digest?: null }|{ result?: "verifyMac"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac: vhsm.v1.VerifyResult.$Shape; digest?: null }|{ result?: "digest"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest: vhsm.v1.DigestResult.$Shape })
+              ({ result?: undefined; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "error"; error: vhsm.v1.Error.$Shape; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "login"; error?: null; login: vhsm.v1.LoginResult.$Shape; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "logout"; error?: null; login?: null; logout: vhsm.v1.Empty.$Shape; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "generateKey"; error?: null; login?: null; logout?: null; generateKey: vhsm.v1.KeyInfo.$Shape; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "importKey"; error?: null; login?: null; logout?: null; generateKey?: null; importKey: vhsm.v1.KeyInfo.$Shape; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "listKeys"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys: vhsm.v1.KeyList.$Shape; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "keyInfo"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo: vhsm.v1.KeyInfo.$Shape; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "deleteKey"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey: vhsm.v1.Empty.$Shape; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "exportPublicKey"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey: vhsm.v1.PublicKeyResult.$Shape; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "exportKey"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey: vhsm.v1.ExportKeyResult.$Shape; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "sign"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign: vhsm.v1.SignResult.$Shape; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "verify"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify: vhsm.v1.VerifyResult.$Shape; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "mac"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac: vhsm.v1.MacResult.$Shape; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "verifyMac"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac: vhsm.v1.VerifyResult.$Shape; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "digest"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest: vhsm.v1.DigestResult.$Shape; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "encrypt"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt: vhsm.v1.EncryptResult.$Shape; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "decrypt"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt: vhsm.v1.DecryptResult.$Shape; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "agreeKey"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey: vhsm.v1.DerivedKey.$Shape; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "deriveKey"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey: vhsm.v1.DerivedKey.$Shape; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "random"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random: vhsm.v1.RandomResult.$Shape; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "wrappingKey"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey: vhsm.v1.WrappingKeyResult.$Shape; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "importWrappedKey"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey: vhsm.v1.KeyInfo.$Shape; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "exportWrappedKey"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey: vhsm.v1.WrappedKeyResult.$Shape; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "digestInit"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit: vhsm.v1.StreamResult.$Shape; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "macInit"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit: vhsm.v1.StreamResult.$Shape; streamUpdate?: null; streamFinal?: null; streamAbort?: null }|{ result?: "streamUpdate"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate: vhsm.v1.Empty.$Shape; streamFinal?: null; streamAbort?: null }|{ result?: "streamFinal"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal: vhsm.v1.StreamFinalResult.$Shape; streamAbort?: null }|{ result?: "streamAbort"; error?: null; login?: null; logout?: null; generateKey?: null; importKey?: null; listKeys?: null; keyInfo?: null; deleteKey?: null; exportPublicKey?: null; exportKey?: null; sign?: null; verify?: null; mac?: null; verifyMac?: null; digest?: null; encrypt?: null; decrypt?: null; agreeKey?: null; deriveKey?: null; random?: null; wrappingKey?: null; importWrappedKey?: null; exportWrappedKey?: null; digestInit?: null; macInit?: null; streamUpdate?: null; streamFinal?: null; streamAbort: vhsm.v1.Empty.$Shape })
             );
         }
 
@@ -179,7 +257,9 @@ export namespace vhsm {
             ERROR_CODE_BUSY = 17,
             ERROR_CODE_SHUTTING_DOWN = 18,
             ERROR_CODE_INTERNAL = 19,
-            ERROR_CODE_KEY_CORRUPTED = 20
+            ERROR_CODE_KEY_CORRUPTED = 20,
+            ERROR_CODE_DECRYPT_FAILED = 21,
+            ERROR_CODE_STREAM_NOT_FOUND = 22
         }
 
         interface IError extends vhsm.v1.Error.$Properties {
@@ -230,7 +310,17 @@ export namespace vhsm {
             KEY_TYPE_UNSPECIFIED = 0,
             KEY_TYPE_EC_P256 = 1,
             KEY_TYPE_ED25519 = 2,
-            KEY_TYPE_HMAC = 3
+            KEY_TYPE_HMAC = 3,
+            KEY_TYPE_EC_P384 = 4,
+            KEY_TYPE_EC_P521 = 5,
+            KEY_TYPE_EC_SECP256K1 = 6,
+            KEY_TYPE_RSA_2048 = 7,
+            KEY_TYPE_RSA_3072 = 8,
+            KEY_TYPE_RSA_4096 = 9,
+            KEY_TYPE_AES_256 = 10,
+            KEY_TYPE_CHACHA20 = 11,
+            KEY_TYPE_X25519 = 12,
+            KEY_TYPE_SECRET = 13
         }
 
         enum KeyUsage {
@@ -248,7 +338,16 @@ export namespace vhsm {
         enum SignatureAlgorithm {
             SIGNATURE_ALGORITHM_UNSPECIFIED = 0,
             SIGNATURE_ALGORITHM_ECDSA_SHA256 = 1,
-            SIGNATURE_ALGORITHM_ED25519 = 2
+            SIGNATURE_ALGORITHM_ED25519 = 2,
+            SIGNATURE_ALGORITHM_ECDSA_SHA384 = 3,
+            SIGNATURE_ALGORITHM_ECDSA_SHA512 = 4,
+            SIGNATURE_ALGORITHM_RSA_PSS_SHA256 = 5,
+            SIGNATURE_ALGORITHM_RSA_PSS_SHA384 = 6,
+            SIGNATURE_ALGORITHM_RSA_PSS_SHA512 = 7,
+            SIGNATURE_ALGORITHM_RSA_PKCS1_SHA256 = 8,
+            SIGNATURE_ALGORITHM_RSA_PKCS1_SHA384 = 9,
+            SIGNATURE_ALGORITHM_RSA_PKCS1_SHA512 = 10,
+            SIGNATURE_ALGORITHM_BIP340 = 11
         }
 
         enum SignatureEncoding {
@@ -258,12 +357,30 @@ export namespace vhsm {
 
         enum MacAlgorithm {
             MAC_ALGORITHM_UNSPECIFIED = 0,
-            MAC_ALGORITHM_HMAC_SHA256 = 1
+            MAC_ALGORITHM_HMAC_SHA256 = 1,
+            MAC_ALGORITHM_HMAC_SHA384 = 2,
+            MAC_ALGORITHM_HMAC_SHA512 = 3
         }
 
         enum DigestAlgorithm {
             DIGEST_ALGORITHM_UNSPECIFIED = 0,
-            DIGEST_ALGORITHM_SHA256 = 1
+            DIGEST_ALGORITHM_SHA256 = 1,
+            DIGEST_ALGORITHM_SHA384 = 2,
+            DIGEST_ALGORITHM_SHA512 = 3,
+            DIGEST_ALGORITHM_SHA3_256 = 4,
+            DIGEST_ALGORITHM_SHA3_512 = 5
+        }
+
+        enum EncryptionAlgorithm {
+            ENCRYPTION_ALGORITHM_UNSPECIFIED = 0,
+            ENCRYPTION_ALGORITHM_AES_256_GCM = 1,
+            ENCRYPTION_ALGORITHM_CHACHA20_POLY1305 = 2,
+            ENCRYPTION_ALGORITHM_RSA_OAEP_SHA256 = 3
+        }
+
+        enum KdfAlgorithm {
+            KDF_ALGORITHM_UNSPECIFIED = 0,
+            KDF_ALGORITHM_HKDF_SHA256 = 1
         }
 
         enum KeyFormat {
@@ -644,6 +761,7 @@ export namespace vhsm {
             algorithm: vhsm.v1.SignatureAlgorithm;
             data: Uint8Array;
             encoding: vhsm.v1.SignatureEncoding;
+            prehashed: boolean;
             static create(properties: vhsm.v1.SignRequest.$Shape): vhsm.v1.SignRequest & vhsm.v1.SignRequest.$Shape;
             static create(properties?: vhsm.v1.SignRequest.$Properties): vhsm.v1.SignRequest;
             static encode(message: vhsm.v1.SignRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -656,6 +774,7 @@ export namespace vhsm {
                 algorithm?: (vhsm.v1.SignatureAlgorithm|null);
                 data?: (Uint8Array|null);
                 encoding?: (vhsm.v1.SignatureEncoding|null);
+                prehashed?: (boolean|null);
                 $unknowns?: Uint8Array[];
             }
             type $Shape = vhsm.v1.SignRequest.$Properties;
@@ -693,6 +812,7 @@ export namespace vhsm {
             data: Uint8Array;
             encoding: vhsm.v1.SignatureEncoding;
             signature: Uint8Array;
+            prehashed: boolean;
             static create(properties: vhsm.v1.VerifyRequest.$Shape): vhsm.v1.VerifyRequest & vhsm.v1.VerifyRequest.$Shape;
             static create(properties?: vhsm.v1.VerifyRequest.$Properties): vhsm.v1.VerifyRequest;
             static encode(message: vhsm.v1.VerifyRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
@@ -706,6 +826,7 @@ export namespace vhsm {
                 data?: (Uint8Array|null);
                 encoding?: (vhsm.v1.SignatureEncoding|null);
                 signature?: (Uint8Array|null);
+                prehashed?: (boolean|null);
                 $unknowns?: Uint8Array[];
             }
             type $Shape = vhsm.v1.VerifyRequest.$Properties;
@@ -847,6 +968,532 @@ export namespace vhsm {
                 $unknowns?: Uint8Array[];
             }
             type $Shape = vhsm.v1.DigestResult.$Properties;
+        }
+
+        interface IEncryptRequest extends vhsm.v1.EncryptRequest.$Properties {
+        }
+
+        class EncryptRequest {
+            constructor(properties?: vhsm.v1.EncryptRequest.$Properties);
+            $unknowns?: Uint8Array[];
+            keyId: string;
+            algorithm: vhsm.v1.EncryptionAlgorithm;
+            plaintext: Uint8Array;
+            aad: Uint8Array;
+            static create(properties: vhsm.v1.EncryptRequest.$Shape): vhsm.v1.EncryptRequest & vhsm.v1.EncryptRequest.$Shape;
+            static create(properties?: vhsm.v1.EncryptRequest.$Properties): vhsm.v1.EncryptRequest;
+            static encode(message: vhsm.v1.EncryptRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.EncryptRequest & vhsm.v1.EncryptRequest.$Shape;
+        }
+
+        namespace EncryptRequest {
+            interface $Properties {
+                keyId?: (string|null);
+                algorithm?: (vhsm.v1.EncryptionAlgorithm|null);
+                plaintext?: (Uint8Array|null);
+                aad?: (Uint8Array|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.EncryptRequest.$Properties;
+        }
+
+        interface IEncryptResult extends vhsm.v1.EncryptResult.$Properties {
+        }
+
+        class EncryptResult {
+            constructor(properties?: vhsm.v1.EncryptResult.$Properties);
+            $unknowns?: Uint8Array[];
+            nonce: Uint8Array;
+            ciphertext: Uint8Array;
+            tag: Uint8Array;
+            static create(properties: vhsm.v1.EncryptResult.$Shape): vhsm.v1.EncryptResult & vhsm.v1.EncryptResult.$Shape;
+            static create(properties?: vhsm.v1.EncryptResult.$Properties): vhsm.v1.EncryptResult;
+            static encode(message: vhsm.v1.EncryptResult.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.EncryptResult & vhsm.v1.EncryptResult.$Shape;
+        }
+
+        namespace EncryptResult {
+            interface $Properties {
+                nonce?: (Uint8Array|null);
+                ciphertext?: (Uint8Array|null);
+                tag?: (Uint8Array|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.EncryptResult.$Properties;
+        }
+
+        interface IDecryptRequest extends vhsm.v1.DecryptRequest.$Properties {
+        }
+
+        class DecryptRequest {
+            constructor(properties?: vhsm.v1.DecryptRequest.$Properties);
+            $unknowns?: Uint8Array[];
+            keyId: string;
+            algorithm: vhsm.v1.EncryptionAlgorithm;
+            nonce: Uint8Array;
+            ciphertext: Uint8Array;
+            tag: Uint8Array;
+            aad: Uint8Array;
+            static create(properties: vhsm.v1.DecryptRequest.$Shape): vhsm.v1.DecryptRequest & vhsm.v1.DecryptRequest.$Shape;
+            static create(properties?: vhsm.v1.DecryptRequest.$Properties): vhsm.v1.DecryptRequest;
+            static encode(message: vhsm.v1.DecryptRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.DecryptRequest & vhsm.v1.DecryptRequest.$Shape;
+        }
+
+        namespace DecryptRequest {
+            interface $Properties {
+                keyId?: (string|null);
+                algorithm?: (vhsm.v1.EncryptionAlgorithm|null);
+                nonce?: (Uint8Array|null);
+                ciphertext?: (Uint8Array|null);
+                tag?: (Uint8Array|null);
+                aad?: (Uint8Array|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.DecryptRequest.$Properties;
+        }
+
+        interface IDecryptResult extends vhsm.v1.DecryptResult.$Properties {
+        }
+
+        class DecryptResult {
+            constructor(properties?: vhsm.v1.DecryptResult.$Properties);
+            $unknowns?: Uint8Array[];
+            plaintext: Uint8Array;
+            static create(properties: vhsm.v1.DecryptResult.$Shape): vhsm.v1.DecryptResult & vhsm.v1.DecryptResult.$Shape;
+            static create(properties?: vhsm.v1.DecryptResult.$Properties): vhsm.v1.DecryptResult;
+            static encode(message: vhsm.v1.DecryptResult.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.DecryptResult & vhsm.v1.DecryptResult.$Shape;
+        }
+
+        namespace DecryptResult {
+            interface $Properties {
+                plaintext?: (Uint8Array|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.DecryptResult.$Properties;
+        }
+
+        interface IKdf extends vhsm.v1.Kdf.$Properties {
+        }
+
+        class Kdf {
+            constructor(properties?: vhsm.v1.Kdf.$Properties);
+            $unknowns?: Uint8Array[];
+            algorithm: vhsm.v1.KdfAlgorithm;
+            salt: Uint8Array;
+            info: Uint8Array;
+            static create(properties: vhsm.v1.Kdf.$Shape): vhsm.v1.Kdf & vhsm.v1.Kdf.$Shape;
+            static create(properties?: vhsm.v1.Kdf.$Properties): vhsm.v1.Kdf;
+            static encode(message: vhsm.v1.Kdf.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.Kdf & vhsm.v1.Kdf.$Shape;
+        }
+
+        namespace Kdf {
+            interface $Properties {
+                algorithm?: (vhsm.v1.KdfAlgorithm|null);
+                salt?: (Uint8Array|null);
+                info?: (Uint8Array|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.Kdf.$Properties;
+        }
+
+        interface IAgreeKeyRequest extends vhsm.v1.AgreeKeyRequest.$Properties {
+        }
+
+        class AgreeKeyRequest {
+            constructor(properties?: vhsm.v1.AgreeKeyRequest.$Properties);
+            $unknowns?: Uint8Array[];
+            privateKeyId: string;
+            peerPublicKey: Uint8Array;
+            result?: (vhsm.v1.KeySpec.$Properties|null);
+            lengthBytes: number;
+            kdf?: (vhsm.v1.Kdf.$Properties|null);
+            static create(properties: vhsm.v1.AgreeKeyRequest.$Shape): vhsm.v1.AgreeKeyRequest & vhsm.v1.AgreeKeyRequest.$Shape;
+            static create(properties?: vhsm.v1.AgreeKeyRequest.$Properties): vhsm.v1.AgreeKeyRequest;
+            static encode(message: vhsm.v1.AgreeKeyRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.AgreeKeyRequest & vhsm.v1.AgreeKeyRequest.$Shape;
+        }
+
+        namespace AgreeKeyRequest {
+            interface $Properties {
+                privateKeyId?: (string|null);
+                peerPublicKey?: (Uint8Array|null);
+                result?: (vhsm.v1.KeySpec.$Properties|null);
+                lengthBytes?: (number|null);
+                kdf?: (vhsm.v1.Kdf.$Properties|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.AgreeKeyRequest.$Properties;
+        }
+
+        interface IDeriveKeyRequest extends vhsm.v1.DeriveKeyRequest.$Properties {
+        }
+
+        class DeriveKeyRequest {
+            constructor(properties?: vhsm.v1.DeriveKeyRequest.$Properties);
+            $unknowns?: Uint8Array[];
+            baseKeyId: string;
+            result?: (vhsm.v1.KeySpec.$Properties|null);
+            lengthBytes: number;
+            kdf?: (vhsm.v1.Kdf.$Properties|null);
+            static create(properties: vhsm.v1.DeriveKeyRequest.$Shape): vhsm.v1.DeriveKeyRequest & vhsm.v1.DeriveKeyRequest.$Shape;
+            static create(properties?: vhsm.v1.DeriveKeyRequest.$Properties): vhsm.v1.DeriveKeyRequest;
+            static encode(message: vhsm.v1.DeriveKeyRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.DeriveKeyRequest & vhsm.v1.DeriveKeyRequest.$Shape;
+        }
+
+        namespace DeriveKeyRequest {
+            interface $Properties {
+                baseKeyId?: (string|null);
+                result?: (vhsm.v1.KeySpec.$Properties|null);
+                lengthBytes?: (number|null);
+                kdf?: (vhsm.v1.Kdf.$Properties|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.DeriveKeyRequest.$Properties;
+        }
+
+        interface IDerivedKey extends vhsm.v1.DerivedKey.$Properties {
+        }
+
+        class DerivedKey {
+            constructor(properties?: vhsm.v1.DerivedKey.$Properties);
+            $unknowns?: Uint8Array[];
+            key?: (vhsm.v1.KeyInfo.$Properties|null);
+            keyMaterial: Uint8Array;
+            static create(properties: vhsm.v1.DerivedKey.$Shape): vhsm.v1.DerivedKey & vhsm.v1.DerivedKey.$Shape;
+            static create(properties?: vhsm.v1.DerivedKey.$Properties): vhsm.v1.DerivedKey;
+            static encode(message: vhsm.v1.DerivedKey.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.DerivedKey & vhsm.v1.DerivedKey.$Shape;
+        }
+
+        namespace DerivedKey {
+            interface $Properties {
+                key?: (vhsm.v1.KeyInfo.$Properties|null);
+                keyMaterial?: (Uint8Array|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.DerivedKey.$Properties;
+        }
+
+        interface IRandomRequest extends vhsm.v1.RandomRequest.$Properties {
+        }
+
+        class RandomRequest {
+            constructor(properties?: vhsm.v1.RandomRequest.$Properties);
+            $unknowns?: Uint8Array[];
+            length: number;
+            static create(properties: vhsm.v1.RandomRequest.$Shape): vhsm.v1.RandomRequest & vhsm.v1.RandomRequest.$Shape;
+            static create(properties?: vhsm.v1.RandomRequest.$Properties): vhsm.v1.RandomRequest;
+            static encode(message: vhsm.v1.RandomRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.RandomRequest & vhsm.v1.RandomRequest.$Shape;
+        }
+
+        namespace RandomRequest {
+            interface $Properties {
+                length?: (number|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.RandomRequest.$Properties;
+        }
+
+        interface IRandomResult extends vhsm.v1.RandomResult.$Properties {
+        }
+
+        class RandomResult {
+            constructor(properties?: vhsm.v1.RandomResult.$Properties);
+            $unknowns?: Uint8Array[];
+            data: Uint8Array;
+            static create(properties: vhsm.v1.RandomResult.$Shape): vhsm.v1.RandomResult & vhsm.v1.RandomResult.$Shape;
+            static create(properties?: vhsm.v1.RandomResult.$Properties): vhsm.v1.RandomResult;
+            static encode(message: vhsm.v1.RandomResult.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.RandomResult & vhsm.v1.RandomResult.$Shape;
+        }
+
+        namespace RandomResult {
+            interface $Properties {
+                data?: (Uint8Array|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.RandomResult.$Properties;
+        }
+
+        interface IWrappingKeyRequest extends vhsm.v1.WrappingKeyRequest.$Properties {
+        }
+
+        class WrappingKeyRequest {
+            constructor(properties?: vhsm.v1.WrappingKeyRequest.$Properties);
+            $unknowns?: Uint8Array[];
+            format: vhsm.v1.PublicKeyFormat;
+            static create(properties: vhsm.v1.WrappingKeyRequest.$Shape): vhsm.v1.WrappingKeyRequest & vhsm.v1.WrappingKeyRequest.$Shape;
+            static create(properties?: vhsm.v1.WrappingKeyRequest.$Properties): vhsm.v1.WrappingKeyRequest;
+            static encode(message: vhsm.v1.WrappingKeyRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.WrappingKeyRequest & vhsm.v1.WrappingKeyRequest.$Shape;
+        }
+
+        namespace WrappingKeyRequest {
+            interface $Properties {
+                format?: (vhsm.v1.PublicKeyFormat|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.WrappingKeyRequest.$Properties;
+        }
+
+        interface IWrappingKeyResult extends vhsm.v1.WrappingKeyResult.$Properties {
+        }
+
+        class WrappingKeyResult {
+            constructor(properties?: vhsm.v1.WrappingKeyResult.$Properties);
+            $unknowns?: Uint8Array[];
+            key?: (vhsm.v1.KeyInfo.$Properties|null);
+            publicKey: Uint8Array;
+            static create(properties: vhsm.v1.WrappingKeyResult.$Shape): vhsm.v1.WrappingKeyResult & vhsm.v1.WrappingKeyResult.$Shape;
+            static create(properties?: vhsm.v1.WrappingKeyResult.$Properties): vhsm.v1.WrappingKeyResult;
+            static encode(message: vhsm.v1.WrappingKeyResult.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.WrappingKeyResult & vhsm.v1.WrappingKeyResult.$Shape;
+        }
+
+        namespace WrappingKeyResult {
+            interface $Properties {
+                key?: (vhsm.v1.KeyInfo.$Properties|null);
+                publicKey?: (Uint8Array|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.WrappingKeyResult.$Properties;
+        }
+
+        interface IImportWrappedKeyRequest extends vhsm.v1.ImportWrappedKeyRequest.$Properties {
+        }
+
+        class ImportWrappedKeyRequest {
+            constructor(properties?: vhsm.v1.ImportWrappedKeyRequest.$Properties);
+            $unknowns?: Uint8Array[];
+            spec?: (vhsm.v1.KeySpec.$Properties|null);
+            wrappingKeyId: string;
+            wrappedKey: Uint8Array;
+            format: vhsm.v1.KeyFormat;
+            static create(properties: vhsm.v1.ImportWrappedKeyRequest.$Shape): vhsm.v1.ImportWrappedKeyRequest & vhsm.v1.ImportWrappedKeyRequest.$Shape;
+            static create(properties?: vhsm.v1.ImportWrappedKeyRequest.$Properties): vhsm.v1.ImportWrappedKeyRequest;
+            static encode(message: vhsm.v1.ImportWrappedKeyRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.ImportWrappedKeyRequest & vhsm.v1.ImportWrappedKeyRequest.$Shape;
+        }
+
+        namespace ImportWrappedKeyRequest {
+            interface $Properties {
+                spec?: (vhsm.v1.KeySpec.$Properties|null);
+                wrappingKeyId?: (string|null);
+                wrappedKey?: (Uint8Array|null);
+                format?: (vhsm.v1.KeyFormat|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.ImportWrappedKeyRequest.$Properties;
+        }
+
+        interface IExportWrappedKeyRequest extends vhsm.v1.ExportWrappedKeyRequest.$Properties {
+        }
+
+        class ExportWrappedKeyRequest {
+            constructor(properties?: vhsm.v1.ExportWrappedKeyRequest.$Properties);
+            $unknowns?: Uint8Array[];
+            keyId: string;
+            wrappingKeyId: string;
+            wrappingPublicKey: Uint8Array;
+            format: vhsm.v1.KeyFormat;
+            static create(properties: vhsm.v1.ExportWrappedKeyRequest.$Shape): vhsm.v1.ExportWrappedKeyRequest & vhsm.v1.ExportWrappedKeyRequest.$Shape;
+            static create(properties?: vhsm.v1.ExportWrappedKeyRequest.$Properties): vhsm.v1.ExportWrappedKeyRequest;
+            static encode(message: vhsm.v1.ExportWrappedKeyRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.ExportWrappedKeyRequest & vhsm.v1.ExportWrappedKeyRequest.$Shape;
+        }
+
+        namespace ExportWrappedKeyRequest {
+            interface $Properties {
+                keyId?: (string|null);
+                wrappingKeyId?: (string|null);
+                wrappingPublicKey?: (Uint8Array|null);
+                format?: (vhsm.v1.KeyFormat|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.ExportWrappedKeyRequest.$Properties;
+        }
+
+        interface IWrappedKeyResult extends vhsm.v1.WrappedKeyResult.$Properties {
+        }
+
+        class WrappedKeyResult {
+            constructor(properties?: vhsm.v1.WrappedKeyResult.$Properties);
+            $unknowns?: Uint8Array[];
+            wrappedKey: Uint8Array;
+            static create(properties: vhsm.v1.WrappedKeyResult.$Shape): vhsm.v1.WrappedKeyResult & vhsm.v1.WrappedKeyResult.$Shape;
+            static create(properties?: vhsm.v1.WrappedKeyResult.$Properties): vhsm.v1.WrappedKeyResult;
+            static encode(message: vhsm.v1.WrappedKeyResult.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.WrappedKeyResult & vhsm.v1.WrappedKeyResult.$Shape;
+        }
+
+        namespace WrappedKeyResult {
+            interface $Properties {
+                wrappedKey?: (Uint8Array|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.WrappedKeyResult.$Properties;
+        }
+
+        interface IDigestInitRequest extends vhsm.v1.DigestInitRequest.$Properties {
+        }
+
+        class DigestInitRequest {
+            constructor(properties?: vhsm.v1.DigestInitRequest.$Properties);
+            $unknowns?: Uint8Array[];
+            algorithm: vhsm.v1.DigestAlgorithm;
+            static create(properties: vhsm.v1.DigestInitRequest.$Shape): vhsm.v1.DigestInitRequest & vhsm.v1.DigestInitRequest.$Shape;
+            static create(properties?: vhsm.v1.DigestInitRequest.$Properties): vhsm.v1.DigestInitRequest;
+            static encode(message: vhsm.v1.DigestInitRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.DigestInitRequest & vhsm.v1.DigestInitRequest.$Shape;
+        }
+
+        namespace DigestInitRequest {
+            interface $Properties {
+                algorithm?: (vhsm.v1.DigestAlgorithm|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.DigestInitRequest.$Properties;
+        }
+
+        interface IMacInitRequest extends vhsm.v1.MacInitRequest.$Properties {
+        }
+
+        class MacInitRequest {
+            constructor(properties?: vhsm.v1.MacInitRequest.$Properties);
+            $unknowns?: Uint8Array[];
+            keyId: string;
+            algorithm: vhsm.v1.MacAlgorithm;
+            static create(properties: vhsm.v1.MacInitRequest.$Shape): vhsm.v1.MacInitRequest & vhsm.v1.MacInitRequest.$Shape;
+            static create(properties?: vhsm.v1.MacInitRequest.$Properties): vhsm.v1.MacInitRequest;
+            static encode(message: vhsm.v1.MacInitRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.MacInitRequest & vhsm.v1.MacInitRequest.$Shape;
+        }
+
+        namespace MacInitRequest {
+            interface $Properties {
+                keyId?: (string|null);
+                algorithm?: (vhsm.v1.MacAlgorithm|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.MacInitRequest.$Properties;
+        }
+
+        interface IStreamResult extends vhsm.v1.StreamResult.$Properties {
+        }
+
+        class StreamResult {
+            constructor(properties?: vhsm.v1.StreamResult.$Properties);
+            $unknowns?: Uint8Array[];
+            streamId: number;
+            static create(properties: vhsm.v1.StreamResult.$Shape): vhsm.v1.StreamResult & vhsm.v1.StreamResult.$Shape;
+            static create(properties?: vhsm.v1.StreamResult.$Properties): vhsm.v1.StreamResult;
+            static encode(message: vhsm.v1.StreamResult.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.StreamResult & vhsm.v1.StreamResult.$Shape;
+        }
+
+        namespace StreamResult {
+            interface $Properties {
+                streamId?: (number|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.StreamResult.$Properties;
+        }
+
+        interface IStreamUpdateRequest extends vhsm.v1.StreamUpdateRequest.$Properties {
+        }
+
+        class StreamUpdateRequest {
+            constructor(properties?: vhsm.v1.StreamUpdateRequest.$Properties);
+            $unknowns?: Uint8Array[];
+            streamId: number;
+            data: Uint8Array;
+            static create(properties: vhsm.v1.StreamUpdateRequest.$Shape): vhsm.v1.StreamUpdateRequest & vhsm.v1.StreamUpdateRequest.$Shape;
+            static create(properties?: vhsm.v1.StreamUpdateRequest.$Properties): vhsm.v1.StreamUpdateRequest;
+            static encode(message: vhsm.v1.StreamUpdateRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.StreamUpdateRequest & vhsm.v1.StreamUpdateRequest.$Shape;
+        }
+
+        namespace StreamUpdateRequest {
+            interface $Properties {
+                streamId?: (number|null);
+                data?: (Uint8Array|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.StreamUpdateRequest.$Properties;
+        }
+
+        interface IStreamFinalRequest extends vhsm.v1.StreamFinalRequest.$Properties {
+        }
+
+        class StreamFinalRequest {
+            constructor(properties?: vhsm.v1.StreamFinalRequest.$Properties);
+            $unknowns?: Uint8Array[];
+            streamId: number;
+            data: Uint8Array;
+            expectedMac: Uint8Array;
+            static create(properties: vhsm.v1.StreamFinalRequest.$Shape): vhsm.v1.StreamFinalRequest & vhsm.v1.StreamFinalRequest.$Shape;
+            static create(properties?: vhsm.v1.StreamFinalRequest.$Properties): vhsm.v1.StreamFinalRequest;
+            static encode(message: vhsm.v1.StreamFinalRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.StreamFinalRequest & vhsm.v1.StreamFinalRequest.$Shape;
+        }
+
+        namespace StreamFinalRequest {
+            interface $Properties {
+                streamId?: (number|null);
+                data?: (Uint8Array|null);
+                expectedMac?: (Uint8Array|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.StreamFinalRequest.$Properties;
+        }
+
+        interface IStreamFinalResult extends vhsm.v1.StreamFinalResult.$Properties {
+        }
+
+        class StreamFinalResult {
+            constructor(properties?: vhsm.v1.StreamFinalResult.$Properties);
+            $unknowns?: Uint8Array[];
+            output: Uint8Array;
+            valid: boolean;
+            static create(properties: vhsm.v1.StreamFinalResult.$Shape): vhsm.v1.StreamFinalResult & vhsm.v1.StreamFinalResult.$Shape;
+            static create(properties?: vhsm.v1.StreamFinalResult.$Properties): vhsm.v1.StreamFinalResult;
+            static encode(message: vhsm.v1.StreamFinalResult.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.StreamFinalResult & vhsm.v1.StreamFinalResult.$Shape;
+        }
+
+        namespace StreamFinalResult {
+            interface $Properties {
+                output?: (Uint8Array|null);
+                valid?: (boolean|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.StreamFinalResult.$Properties;
+        }
+
+        interface IStreamAbortRequest extends vhsm.v1.StreamAbortRequest.$Properties {
+        }
+
+        class StreamAbortRequest {
+            constructor(properties?: vhsm.v1.StreamAbortRequest.$Properties);
+            $unknowns?: Uint8Array[];
+            streamId: number;
+            static create(properties: vhsm.v1.StreamAbortRequest.$Shape): vhsm.v1.StreamAbortRequest & vhsm.v1.StreamAbortRequest.$Shape;
+            static create(properties?: vhsm.v1.StreamAbortRequest.$Properties): vhsm.v1.StreamAbortRequest;
+            static encode(message: vhsm.v1.StreamAbortRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+            static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): vhsm.v1.StreamAbortRequest & vhsm.v1.StreamAbortRequest.$Shape;
+        }
+
+        namespace StreamAbortRequest {
+            interface $Properties {
+                streamId?: (number|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = vhsm.v1.StreamAbortRequest.$Properties;
         }
     }
 }

@@ -42,11 +42,24 @@ export const vhsm = $root.vhsm = (() => {
             Request.prototype.mac = null;
             Request.prototype.verifyMac = null;
             Request.prototype.digest = null;
+            Request.prototype.encrypt = null;
+            Request.prototype.decrypt = null;
+            Request.prototype.agreeKey = null;
+            Request.prototype.deriveKey = null;
+            Request.prototype.random = null;
+            Request.prototype.wrappingKey = null;
+            Request.prototype.importWrappedKey = null;
+            Request.prototype.exportWrappedKey = null;
+            Request.prototype.digestInit = null;
+            Request.prototype.macInit = null;
+            Request.prototype.streamUpdate = null;
+            Request.prototype.streamFinal = null;
+            Request.prototype.streamAbort = null;
 
             let $oneOfFields;
 
             $Object.defineProperty(Request.prototype, "op", {
-                get: $util.oneOfGetter($oneOfFields = ["login", "logout", "generateKey", "importKey", "listKeys", "keyInfo", "deleteKey", "exportPublicKey", "exportKey", "sign", "verify", "mac", "verifyMac", "digest"]),
+                get: $util.oneOfGetter($oneOfFields = ["login", "logout", "generateKey", "importKey", "listKeys", "keyInfo", "deleteKey", "exportPublicKey", "exportKey", "sign", "verify", "mac", "verifyMac", "digest", "encrypt", "decrypt", "agreeKey", "deriveKey", "random", "wrappingKey", "importWrappedKey", "exportWrappedKey", "digestInit", "macInit", "streamUpdate", "streamFinal", "streamAbort"]),
                 set: $util.oneOfSetter($oneOfFields)
             });
 
@@ -95,6 +108,32 @@ export const vhsm = $root.vhsm = (() => {
                     $root.vhsm.v1.VerifyMacRequest.encode(message.verifyMac, writer.uint32(266).fork(), _depth + 1).ldelim();
                 if (message.digest != null && $Object.hasOwnProperty.call(message, "digest"))
                     $root.vhsm.v1.DigestRequest.encode(message.digest, writer.uint32(274).fork(), _depth + 1).ldelim();
+                if (message.encrypt != null && $Object.hasOwnProperty.call(message, "encrypt"))
+                    $root.vhsm.v1.EncryptRequest.encode(message.encrypt, writer.uint32(322).fork(), _depth + 1).ldelim();
+                if (message.decrypt != null && $Object.hasOwnProperty.call(message, "decrypt"))
+                    $root.vhsm.v1.DecryptRequest.encode(message.decrypt, writer.uint32(330).fork(), _depth + 1).ldelim();
+                if (message.agreeKey != null && $Object.hasOwnProperty.call(message, "agreeKey"))
+                    $root.vhsm.v1.AgreeKeyRequest.encode(message.agreeKey, writer.uint32(402).fork(), _depth + 1).ldelim();
+                if (message.deriveKey != null && $Object.hasOwnProperty.call(message, "deriveKey"))
+                    $root.vhsm.v1.DeriveKeyRequest.encode(message.deriveKey, writer.uint32(410).fork(), _depth + 1).ldelim();
+                if (message.random != null && $Object.hasOwnProperty.call(message, "random"))
+                    $root.vhsm.v1.RandomRequest.encode(message.random, writer.uint32(482).fork(), _depth + 1).ldelim();
+                if (message.wrappingKey != null && $Object.hasOwnProperty.call(message, "wrappingKey"))
+                    $root.vhsm.v1.WrappingKeyRequest.encode(message.wrappingKey, writer.uint32(490).fork(), _depth + 1).ldelim();
+                if (message.importWrappedKey != null && $Object.hasOwnProperty.call(message, "importWrappedKey"))
+                    $root.vhsm.v1.ImportWrappedKeyRequest.encode(message.importWrappedKey, writer.uint32(498).fork(), _depth + 1).ldelim();
+                if (message.exportWrappedKey != null && $Object.hasOwnProperty.call(message, "exportWrappedKey"))
+                    $root.vhsm.v1.ExportWrappedKeyRequest.encode(message.exportWrappedKey, writer.uint32(506).fork(), _depth + 1).ldelim();
+                if (message.digestInit != null && $Object.hasOwnProperty.call(message, "digestInit"))
+                    $root.vhsm.v1.DigestInitRequest.encode(message.digestInit, writer.uint32(562).fork(), _depth + 1).ldelim();
+                if (message.macInit != null && $Object.hasOwnProperty.call(message, "macInit"))
+                    $root.vhsm.v1.MacInitRequest.encode(message.macInit, writer.uint32(570).fork(), _depth + 1).ldelim();
+                if (message.streamUpdate != null && $Object.hasOwnProperty.call(message, "streamUpdate"))
+                    $root.vhsm.v1.StreamUpdateRequest.encode(message.streamUpdate, writer.uint32(578).fork(), _depth + 1).ldelim();
+                if (message.streamFinal != null && $Object.hasOwnProperty.call(message, "streamFinal"))
+                    $root.vhsm.v1.StreamFinalRequest.encode(message.streamFinal, writer.uint32(586).fork(), _depth + 1).ldelim();
+                if (message.streamAbort != null && $Object.hasOwnProperty.call(message, "streamAbort"))
+                    $root.vhsm.v1.StreamAbortRequest.encode(message.streamAbort, writer.uint32(594).fork(), _depth + 1).ldelim();
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -253,6 +292,97 @@ export const vhsm = $root.vhsm = (() => {
                             message.op = "digest";
                             continue;
                         }
+                    case 40: {
+                            if (wireType !== 2)
+                                break;
+                            message.encrypt = $root.vhsm.v1.EncryptRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.encrypt);
+                            message.op = "encrypt";
+                            continue;
+                        }
+                    case 41: {
+                            if (wireType !== 2)
+                                break;
+                            message.decrypt = $root.vhsm.v1.DecryptRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.decrypt);
+                            message.op = "decrypt";
+                            continue;
+                        }
+                    case 50: {
+                            if (wireType !== 2)
+                                break;
+                            message.agreeKey = $root.vhsm.v1.AgreeKeyRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.agreeKey);
+                            message.op = "agreeKey";
+                            continue;
+                        }
+                    case 51: {
+                            if (wireType !== 2)
+                                break;
+                            message.deriveKey = $root.vhsm.v1.DeriveKeyRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.deriveKey);
+                            message.op = "deriveKey";
+                            continue;
+                        }
+                    case 60: {
+                            if (wireType !== 2)
+                                break;
+                            message.random = $root.vhsm.v1.RandomRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.random);
+                            message.op = "random";
+                            continue;
+                        }
+                    case 61: {
+                            if (wireType !== 2)
+                                break;
+                            message.wrappingKey = $root.vhsm.v1.WrappingKeyRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.wrappingKey);
+                            message.op = "wrappingKey";
+                            continue;
+                        }
+                    case 62: {
+                            if (wireType !== 2)
+                                break;
+                            message.importWrappedKey = $root.vhsm.v1.ImportWrappedKeyRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.importWrappedKey);
+                            message.op = "importWrappedKey";
+                            continue;
+                        }
+                    case 63: {
+                            if (wireType !== 2)
+                                break;
+                            message.exportWrappedKey = $root.vhsm.v1.ExportWrappedKeyRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.exportWrappedKey);
+                            message.op = "exportWrappedKey";
+                            continue;
+                        }
+                    case 70: {
+                            if (wireType !== 2)
+                                break;
+                            message.digestInit = $root.vhsm.v1.DigestInitRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.digestInit);
+                            message.op = "digestInit";
+                            continue;
+                        }
+                    case 71: {
+                            if (wireType !== 2)
+                                break;
+                            message.macInit = $root.vhsm.v1.MacInitRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.macInit);
+                            message.op = "macInit";
+                            continue;
+                        }
+                    case 72: {
+                            if (wireType !== 2)
+                                break;
+                            message.streamUpdate = $root.vhsm.v1.StreamUpdateRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.streamUpdate);
+                            message.op = "streamUpdate";
+                            continue;
+                        }
+                    case 73: {
+                            if (wireType !== 2)
+                                break;
+                            message.streamFinal = $root.vhsm.v1.StreamFinalRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.streamFinal);
+                            message.op = "streamFinal";
+                            continue;
+                        }
+                    case 74: {
+                            if (wireType !== 2)
+                                break;
+                            message.streamAbort = $root.vhsm.v1.StreamAbortRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.streamAbort);
+                            message.op = "streamAbort";
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -299,11 +429,24 @@ export const vhsm = $root.vhsm = (() => {
             Response.prototype.mac = null;
             Response.prototype.verifyMac = null;
             Response.prototype.digest = null;
+            Response.prototype.encrypt = null;
+            Response.prototype.decrypt = null;
+            Response.prototype.agreeKey = null;
+            Response.prototype.deriveKey = null;
+            Response.prototype.random = null;
+            Response.prototype.wrappingKey = null;
+            Response.prototype.importWrappedKey = null;
+            Response.prototype.exportWrappedKey = null;
+            Response.prototype.digestInit = null;
+            Response.prototype.macInit = null;
+            Response.prototype.streamUpdate = null;
+            Response.prototype.streamFinal = null;
+            Response.prototype.streamAbort = null;
 
             let $oneOfFields;
 
             $Object.defineProperty(Response.prototype, "result", {
-                get: $util.oneOfGetter($oneOfFields = ["error", "login", "logout", "generateKey", "importKey", "listKeys", "keyInfo", "deleteKey", "exportPublicKey", "exportKey", "sign", "verify", "mac", "verifyMac", "digest"]),
+                get: $util.oneOfGetter($oneOfFields = ["error", "login", "logout", "generateKey", "importKey", "listKeys", "keyInfo", "deleteKey", "exportPublicKey", "exportKey", "sign", "verify", "mac", "verifyMac", "digest", "encrypt", "decrypt", "agreeKey", "deriveKey", "random", "wrappingKey", "importWrappedKey", "exportWrappedKey", "digestInit", "macInit", "streamUpdate", "streamFinal", "streamAbort"]),
                 set: $util.oneOfSetter($oneOfFields)
             });
 
@@ -352,6 +495,32 @@ export const vhsm = $root.vhsm = (() => {
                     $root.vhsm.v1.VerifyResult.encode(message.verifyMac, writer.uint32(266).fork(), _depth + 1).ldelim();
                 if (message.digest != null && $Object.hasOwnProperty.call(message, "digest"))
                     $root.vhsm.v1.DigestResult.encode(message.digest, writer.uint32(274).fork(), _depth + 1).ldelim();
+                if (message.encrypt != null && $Object.hasOwnProperty.call(message, "encrypt"))
+                    $root.vhsm.v1.EncryptResult.encode(message.encrypt, writer.uint32(322).fork(), _depth + 1).ldelim();
+                if (message.decrypt != null && $Object.hasOwnProperty.call(message, "decrypt"))
+                    $root.vhsm.v1.DecryptResult.encode(message.decrypt, writer.uint32(330).fork(), _depth + 1).ldelim();
+                if (message.agreeKey != null && $Object.hasOwnProperty.call(message, "agreeKey"))
+                    $root.vhsm.v1.DerivedKey.encode(message.agreeKey, writer.uint32(402).fork(), _depth + 1).ldelim();
+                if (message.deriveKey != null && $Object.hasOwnProperty.call(message, "deriveKey"))
+                    $root.vhsm.v1.DerivedKey.encode(message.deriveKey, writer.uint32(410).fork(), _depth + 1).ldelim();
+                if (message.random != null && $Object.hasOwnProperty.call(message, "random"))
+                    $root.vhsm.v1.RandomResult.encode(message.random, writer.uint32(482).fork(), _depth + 1).ldelim();
+                if (message.wrappingKey != null && $Object.hasOwnProperty.call(message, "wrappingKey"))
+                    $root.vhsm.v1.WrappingKeyResult.encode(message.wrappingKey, writer.uint32(490).fork(), _depth + 1).ldelim();
+                if (message.importWrappedKey != null && $Object.hasOwnProperty.call(message, "importWrappedKey"))
+                    $root.vhsm.v1.KeyInfo.encode(message.importWrappedKey, writer.uint32(498).fork(), _depth + 1).ldelim();
+                if (message.exportWrappedKey != null && $Object.hasOwnProperty.call(message, "exportWrappedKey"))
+                    $root.vhsm.v1.WrappedKeyResult.encode(message.exportWrappedKey, writer.uint32(506).fork(), _depth + 1).ldelim();
+                if (message.digestInit != null && $Object.hasOwnProperty.call(message, "digestInit"))
+                    $root.vhsm.v1.StreamResult.encode(message.digestInit, writer.uint32(562).fork(), _depth + 1).ldelim();
+                if (message.macInit != null && $Object.hasOwnProperty.call(message, "macInit"))
+                    $root.vhsm.v1.StreamResult.encode(message.macInit, writer.uint32(570).fork(), _depth + 1).ldelim();
+                if (message.streamUpdate != null && $Object.hasOwnProperty.call(message, "streamUpdate"))
+                    $root.vhsm.v1.Empty.encode(message.streamUpdate, writer.uint32(578).fork(), _depth + 1).ldelim();
+                if (message.streamFinal != null && $Object.hasOwnProperty.call(message, "streamFinal"))
+                    $root.vhsm.v1.StreamFinalResult.encode(message.streamFinal, writer.uint32(586).fork(), _depth + 1).ldelim();
+                if (message.streamAbort != null && $Object.hasOwnProperty.call(message, "streamAbort"))
+                    $root.vhsm.v1.Empty.encode(message.streamAbort, writer.uint32(594).fork(), _depth + 1).ldelim();
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -508,6 +677,97 @@ export const vhsm = $root.vhsm = (() => {
                             message.result = "digest";
                             continue;
                         }
+                    case 40: {
+                            if (wireType !== 2)
+                                break;
+                            message.encrypt = $root.vhsm.v1.EncryptResult.decode(reader, reader.size(), $undefined, _depth + 1, message.encrypt);
+                            message.result = "encrypt";
+                            continue;
+                        }
+                    case 41: {
+                            if (wireType !== 2)
+                                break;
+                            message.decrypt = $root.vhsm.v1.DecryptResult.decode(reader, reader.size(), $undefined, _depth + 1, message.decrypt);
+                            message.result = "decrypt";
+                            continue;
+                        }
+                    case 50: {
+                            if (wireType !== 2)
+                                break;
+                            message.agreeKey = $root.vhsm.v1.DerivedKey.decode(reader, reader.size(), $undefined, _depth + 1, message.agreeKey);
+                            message.result = "agreeKey";
+                            continue;
+                        }
+                    case 51: {
+                            if (wireType !== 2)
+                                break;
+                            message.deriveKey = $root.vhsm.v1.DerivedKey.decode(reader, reader.size(), $undefined, _depth + 1, message.deriveKey);
+                            message.result = "deriveKey";
+                            continue;
+                        }
+                    case 60: {
+                            if (wireType !== 2)
+                                break;
+                            message.random = $root.vhsm.v1.RandomResult.decode(reader, reader.size(), $undefined, _depth + 1, message.random);
+                            message.result = "random";
+                            continue;
+                        }
+                    case 61: {
+                            if (wireType !== 2)
+                                break;
+                            message.wrappingKey = $root.vhsm.v1.WrappingKeyResult.decode(reader, reader.size(), $undefined, _depth + 1, message.wrappingKey);
+                            message.result = "wrappingKey";
+                            continue;
+                        }
+                    case 62: {
+                            if (wireType !== 2)
+                                break;
+                            message.importWrappedKey = $root.vhsm.v1.KeyInfo.decode(reader, reader.size(), $undefined, _depth + 1, message.importWrappedKey);
+                            message.result = "importWrappedKey";
+                            continue;
+                        }
+                    case 63: {
+                            if (wireType !== 2)
+                                break;
+                            message.exportWrappedKey = $root.vhsm.v1.WrappedKeyResult.decode(reader, reader.size(), $undefined, _depth + 1, message.exportWrappedKey);
+                            message.result = "exportWrappedKey";
+                            continue;
+                        }
+                    case 70: {
+                            if (wireType !== 2)
+                                break;
+                            message.digestInit = $root.vhsm.v1.StreamResult.decode(reader, reader.size(), $undefined, _depth + 1, message.digestInit);
+                            message.result = "digestInit";
+                            continue;
+                        }
+                    case 71: {
+                            if (wireType !== 2)
+                                break;
+                            message.macInit = $root.vhsm.v1.StreamResult.decode(reader, reader.size(), $undefined, _depth + 1, message.macInit);
+                            message.result = "macInit";
+                            continue;
+                        }
+                    case 72: {
+                            if (wireType !== 2)
+                                break;
+                            message.streamUpdate = $root.vhsm.v1.Empty.decode(reader, reader.size(), $undefined, _depth + 1, message.streamUpdate);
+                            message.result = "streamUpdate";
+                            continue;
+                        }
+                    case 73: {
+                            if (wireType !== 2)
+                                break;
+                            message.streamFinal = $root.vhsm.v1.StreamFinalResult.decode(reader, reader.size(), $undefined, _depth + 1, message.streamFinal);
+                            message.result = "streamFinal";
+                            continue;
+                        }
+                    case 74: {
+                            if (wireType !== 2)
+                                break;
+                            message.streamAbort = $root.vhsm.v1.Empty.decode(reader, reader.size(), $undefined, _depth + 1, message.streamAbort);
+                            message.result = "streamAbort";
+                            continue;
+                        }
                     }
                     reader.skipType(wireType, _depth, tag);
                     if (!reader.discardUnknown) {
@@ -551,6 +811,8 @@ export const vhsm = $root.vhsm = (() => {
             values[valuesById[18] = "ERROR_CODE_SHUTTING_DOWN"] = 18;
             values[valuesById[19] = "ERROR_CODE_INTERNAL"] = 19;
             values[valuesById[20] = "ERROR_CODE_KEY_CORRUPTED"] = 20;
+            values[valuesById[21] = "ERROR_CODE_DECRYPT_FAILED"] = 21;
+            values[valuesById[22] = "ERROR_CODE_STREAM_NOT_FOUND"] = 22;
             return values;
         })();
 
@@ -740,6 +1002,16 @@ export const vhsm = $root.vhsm = (() => {
             values[valuesById[1] = "KEY_TYPE_EC_P256"] = 1;
             values[valuesById[2] = "KEY_TYPE_ED25519"] = 2;
             values[valuesById[3] = "KEY_TYPE_HMAC"] = 3;
+            values[valuesById[4] = "KEY_TYPE_EC_P384"] = 4;
+            values[valuesById[5] = "KEY_TYPE_EC_P521"] = 5;
+            values[valuesById[6] = "KEY_TYPE_EC_SECP256K1"] = 6;
+            values[valuesById[7] = "KEY_TYPE_RSA_2048"] = 7;
+            values[valuesById[8] = "KEY_TYPE_RSA_3072"] = 8;
+            values[valuesById[9] = "KEY_TYPE_RSA_4096"] = 9;
+            values[valuesById[10] = "KEY_TYPE_AES_256"] = 10;
+            values[valuesById[11] = "KEY_TYPE_CHACHA20"] = 11;
+            values[valuesById[12] = "KEY_TYPE_X25519"] = 12;
+            values[valuesById[13] = "KEY_TYPE_SECRET"] = 13;
             return values;
         })();
 
@@ -762,6 +1034,15 @@ export const vhsm = $root.vhsm = (() => {
             values[valuesById[0] = "SIGNATURE_ALGORITHM_UNSPECIFIED"] = 0;
             values[valuesById[1] = "SIGNATURE_ALGORITHM_ECDSA_SHA256"] = 1;
             values[valuesById[2] = "SIGNATURE_ALGORITHM_ED25519"] = 2;
+            values[valuesById[3] = "SIGNATURE_ALGORITHM_ECDSA_SHA384"] = 3;
+            values[valuesById[4] = "SIGNATURE_ALGORITHM_ECDSA_SHA512"] = 4;
+            values[valuesById[5] = "SIGNATURE_ALGORITHM_RSA_PSS_SHA256"] = 5;
+            values[valuesById[6] = "SIGNATURE_ALGORITHM_RSA_PSS_SHA384"] = 6;
+            values[valuesById[7] = "SIGNATURE_ALGORITHM_RSA_PSS_SHA512"] = 7;
+            values[valuesById[8] = "SIGNATURE_ALGORITHM_RSA_PKCS1_SHA256"] = 8;
+            values[valuesById[9] = "SIGNATURE_ALGORITHM_RSA_PKCS1_SHA384"] = 9;
+            values[valuesById[10] = "SIGNATURE_ALGORITHM_RSA_PKCS1_SHA512"] = 10;
+            values[valuesById[11] = "SIGNATURE_ALGORITHM_BIP340"] = 11;
             return values;
         })();
 
@@ -776,6 +1057,8 @@ export const vhsm = $root.vhsm = (() => {
             const valuesById = $Object.create(null), values = $Object.create(valuesById);
             values[valuesById[0] = "MAC_ALGORITHM_UNSPECIFIED"] = 0;
             values[valuesById[1] = "MAC_ALGORITHM_HMAC_SHA256"] = 1;
+            values[valuesById[2] = "MAC_ALGORITHM_HMAC_SHA384"] = 2;
+            values[valuesById[3] = "MAC_ALGORITHM_HMAC_SHA512"] = 3;
             return values;
         })();
 
@@ -783,6 +1066,26 @@ export const vhsm = $root.vhsm = (() => {
             const valuesById = $Object.create(null), values = $Object.create(valuesById);
             values[valuesById[0] = "DIGEST_ALGORITHM_UNSPECIFIED"] = 0;
             values[valuesById[1] = "DIGEST_ALGORITHM_SHA256"] = 1;
+            values[valuesById[2] = "DIGEST_ALGORITHM_SHA384"] = 2;
+            values[valuesById[3] = "DIGEST_ALGORITHM_SHA512"] = 3;
+            values[valuesById[4] = "DIGEST_ALGORITHM_SHA3_256"] = 4;
+            values[valuesById[5] = "DIGEST_ALGORITHM_SHA3_512"] = 5;
+            return values;
+        })();
+
+        v1.EncryptionAlgorithm = (function() {
+            const valuesById = $Object.create(null), values = $Object.create(valuesById);
+            values[valuesById[0] = "ENCRYPTION_ALGORITHM_UNSPECIFIED"] = 0;
+            values[valuesById[1] = "ENCRYPTION_ALGORITHM_AES_256_GCM"] = 1;
+            values[valuesById[2] = "ENCRYPTION_ALGORITHM_CHACHA20_POLY1305"] = 2;
+            values[valuesById[3] = "ENCRYPTION_ALGORITHM_RSA_OAEP_SHA256"] = 3;
+            return values;
+        })();
+
+        v1.KdfAlgorithm = (function() {
+            const valuesById = $Object.create(null), values = $Object.create(valuesById);
+            values[valuesById[0] = "KDF_ALGORITHM_UNSPECIFIED"] = 0;
+            values[valuesById[1] = "KDF_ALGORITHM_HKDF_SHA256"] = 1;
             return values;
         })();
 
@@ -2349,6 +2652,7 @@ export const vhsm = $root.vhsm = (() => {
             SignRequest.prototype.algorithm = 0;
             SignRequest.prototype.data = $util.newBuffer([]);
             SignRequest.prototype.encoding = 0;
+            SignRequest.prototype.prehashed = false;
 
             SignRequest.create = function(properties) {
                 return new SignRequest(properties);
@@ -2369,6 +2673,8 @@ export const vhsm = $root.vhsm = (() => {
                     writer.uint32(26).bytes(message.data);
                 if (message.encoding != null && $Object.hasOwnProperty.call(message, "encoding") && message.encoding !== 0)
                     writer.uint32(32).int32(message.encoding);
+                if (message.prehashed != null && $Object.hasOwnProperty.call(message, "prehashed") && message.prehashed !== false)
+                    writer.uint32(40).bool(message.prehashed);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -2436,6 +2742,15 @@ export const vhsm = $root.vhsm = (() => {
                                 message.encoding = value;
                             else
                                 delete message.encoding;
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.prehashed = value;
+                            else
+                                delete message.prehashed;
                             continue;
                         }
                     }
@@ -2558,6 +2873,7 @@ export const vhsm = $root.vhsm = (() => {
             VerifyRequest.prototype.data = $util.newBuffer([]);
             VerifyRequest.prototype.encoding = 0;
             VerifyRequest.prototype.signature = $util.newBuffer([]);
+            VerifyRequest.prototype.prehashed = false;
 
             VerifyRequest.create = function(properties) {
                 return new VerifyRequest(properties);
@@ -2580,6 +2896,8 @@ export const vhsm = $root.vhsm = (() => {
                     writer.uint32(32).int32(message.encoding);
                 if (message.signature != null && $Object.hasOwnProperty.call(message, "signature") && message.signature.length)
                     writer.uint32(42).bytes(message.signature);
+                if (message.prehashed != null && $Object.hasOwnProperty.call(message, "prehashed") && message.prehashed !== false)
+                    writer.uint32(48).bool(message.prehashed);
                 if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                     for (let i = 0; i < message.$unknowns.length; ++i)
                         writer.raw(message.$unknowns[i]);
@@ -2656,6 +2974,15 @@ export const vhsm = $root.vhsm = (() => {
                                 message.signature = value;
                             else
                                 delete message.signature;
+                            continue;
+                        }
+                    case 6: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.prehashed = value;
+                            else
+                                delete message.prehashed;
                             continue;
                         }
                     }
@@ -3264,6 +3591,2261 @@ export const vhsm = $root.vhsm = (() => {
             };
 
             return DigestResult;
+        })();
+
+        v1.EncryptRequest = (function() {
+
+            const EncryptRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            EncryptRequest.prototype.keyId = "";
+            EncryptRequest.prototype.algorithm = 0;
+            EncryptRequest.prototype.plaintext = $util.newBuffer([]);
+            EncryptRequest.prototype.aad = $util.newBuffer([]);
+
+            EncryptRequest.create = function(properties) {
+                return new EncryptRequest(properties);
+            };
+
+            EncryptRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.keyId != null && $Object.hasOwnProperty.call(message, "keyId") && message.keyId !== "")
+                    writer.uint32(10).string(message.keyId);
+                if (message.algorithm != null && $Object.hasOwnProperty.call(message, "algorithm") && message.algorithm !== 0)
+                    writer.uint32(16).int32(message.algorithm);
+                if (message.plaintext != null && $Object.hasOwnProperty.call(message, "plaintext") && message.plaintext.length)
+                    writer.uint32(26).bytes(message.plaintext);
+                if (message.aad != null && $Object.hasOwnProperty.call(message, "aad") && message.aad.length)
+                    writer.uint32(34).bytes(message.aad);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            EncryptRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.EncryptRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.keyId = value;
+                            else
+                                delete message.keyId;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.algorithm = value;
+                            else
+                                delete message.algorithm;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.plaintext = value;
+                            else
+                                delete message.plaintext;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.aad = value;
+                            else
+                                delete message.aad;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return EncryptRequest;
+        })();
+
+        v1.EncryptResult = (function() {
+
+            const EncryptResult = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            EncryptResult.prototype.nonce = $util.newBuffer([]);
+            EncryptResult.prototype.ciphertext = $util.newBuffer([]);
+            EncryptResult.prototype.tag = $util.newBuffer([]);
+
+            EncryptResult.create = function(properties) {
+                return new EncryptResult(properties);
+            };
+
+            EncryptResult.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.nonce != null && $Object.hasOwnProperty.call(message, "nonce") && message.nonce.length)
+                    writer.uint32(10).bytes(message.nonce);
+                if (message.ciphertext != null && $Object.hasOwnProperty.call(message, "ciphertext") && message.ciphertext.length)
+                    writer.uint32(18).bytes(message.ciphertext);
+                if (message.tag != null && $Object.hasOwnProperty.call(message, "tag") && message.tag.length)
+                    writer.uint32(26).bytes(message.tag);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            EncryptResult.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.EncryptResult();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.nonce = value;
+                            else
+                                delete message.nonce;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.ciphertext = value;
+                            else
+                                delete message.ciphertext;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.tag = value;
+                            else
+                                delete message.tag;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return EncryptResult;
+        })();
+
+        v1.DecryptRequest = (function() {
+
+            const DecryptRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            DecryptRequest.prototype.keyId = "";
+            DecryptRequest.prototype.algorithm = 0;
+            DecryptRequest.prototype.nonce = $util.newBuffer([]);
+            DecryptRequest.prototype.ciphertext = $util.newBuffer([]);
+            DecryptRequest.prototype.tag = $util.newBuffer([]);
+            DecryptRequest.prototype.aad = $util.newBuffer([]);
+
+            DecryptRequest.create = function(properties) {
+                return new DecryptRequest(properties);
+            };
+
+            DecryptRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.keyId != null && $Object.hasOwnProperty.call(message, "keyId") && message.keyId !== "")
+                    writer.uint32(10).string(message.keyId);
+                if (message.algorithm != null && $Object.hasOwnProperty.call(message, "algorithm") && message.algorithm !== 0)
+                    writer.uint32(16).int32(message.algorithm);
+                if (message.nonce != null && $Object.hasOwnProperty.call(message, "nonce") && message.nonce.length)
+                    writer.uint32(26).bytes(message.nonce);
+                if (message.ciphertext != null && $Object.hasOwnProperty.call(message, "ciphertext") && message.ciphertext.length)
+                    writer.uint32(34).bytes(message.ciphertext);
+                if (message.tag != null && $Object.hasOwnProperty.call(message, "tag") && message.tag.length)
+                    writer.uint32(42).bytes(message.tag);
+                if (message.aad != null && $Object.hasOwnProperty.call(message, "aad") && message.aad.length)
+                    writer.uint32(50).bytes(message.aad);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            DecryptRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.DecryptRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.keyId = value;
+                            else
+                                delete message.keyId;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.algorithm = value;
+                            else
+                                delete message.algorithm;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.nonce = value;
+                            else
+                                delete message.nonce;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.ciphertext = value;
+                            else
+                                delete message.ciphertext;
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.tag = value;
+                            else
+                                delete message.tag;
+                            continue;
+                        }
+                    case 6: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.aad = value;
+                            else
+                                delete message.aad;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return DecryptRequest;
+        })();
+
+        v1.DecryptResult = (function() {
+
+            const DecryptResult = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            DecryptResult.prototype.plaintext = $util.newBuffer([]);
+
+            DecryptResult.create = function(properties) {
+                return new DecryptResult(properties);
+            };
+
+            DecryptResult.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.plaintext != null && $Object.hasOwnProperty.call(message, "plaintext") && message.plaintext.length)
+                    writer.uint32(10).bytes(message.plaintext);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            DecryptResult.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.DecryptResult();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.plaintext = value;
+                            else
+                                delete message.plaintext;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return DecryptResult;
+        })();
+
+        v1.Kdf = (function() {
+
+            const Kdf = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            Kdf.prototype.algorithm = 0;
+            Kdf.prototype.salt = $util.newBuffer([]);
+            Kdf.prototype.info = $util.newBuffer([]);
+
+            Kdf.create = function(properties) {
+                return new Kdf(properties);
+            };
+
+            Kdf.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.algorithm != null && $Object.hasOwnProperty.call(message, "algorithm") && message.algorithm !== 0)
+                    writer.uint32(8).int32(message.algorithm);
+                if (message.salt != null && $Object.hasOwnProperty.call(message, "salt") && message.salt.length)
+                    writer.uint32(18).bytes(message.salt);
+                if (message.info != null && $Object.hasOwnProperty.call(message, "info") && message.info.length)
+                    writer.uint32(26).bytes(message.info);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            Kdf.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.Kdf();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.algorithm = value;
+                            else
+                                delete message.algorithm;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.salt = value;
+                            else
+                                delete message.salt;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.info = value;
+                            else
+                                delete message.info;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return Kdf;
+        })();
+
+        v1.AgreeKeyRequest = (function() {
+
+            const AgreeKeyRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            AgreeKeyRequest.prototype.privateKeyId = "";
+            AgreeKeyRequest.prototype.peerPublicKey = $util.newBuffer([]);
+            AgreeKeyRequest.prototype.result = null;
+            AgreeKeyRequest.prototype.lengthBytes = 0;
+            AgreeKeyRequest.prototype.kdf = null;
+
+            AgreeKeyRequest.create = function(properties) {
+                return new AgreeKeyRequest(properties);
+            };
+
+            AgreeKeyRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.privateKeyId != null && $Object.hasOwnProperty.call(message, "privateKeyId") && message.privateKeyId !== "")
+                    writer.uint32(10).string(message.privateKeyId);
+                if (message.peerPublicKey != null && $Object.hasOwnProperty.call(message, "peerPublicKey") && message.peerPublicKey.length)
+                    writer.uint32(18).bytes(message.peerPublicKey);
+                if (message.result != null && $Object.hasOwnProperty.call(message, "result"))
+                    $root.vhsm.v1.KeySpec.encode(message.result, writer.uint32(26).fork(), _depth + 1).ldelim();
+                if (message.lengthBytes != null && $Object.hasOwnProperty.call(message, "lengthBytes") && message.lengthBytes !== 0)
+                    writer.uint32(32).uint32(message.lengthBytes);
+                if (message.kdf != null && $Object.hasOwnProperty.call(message, "kdf"))
+                    $root.vhsm.v1.Kdf.encode(message.kdf, writer.uint32(42).fork(), _depth + 1).ldelim();
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            AgreeKeyRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.AgreeKeyRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.privateKeyId = value;
+                            else
+                                delete message.privateKeyId;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.peerPublicKey = value;
+                            else
+                                delete message.peerPublicKey;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            message.result = $root.vhsm.v1.KeySpec.decode(reader, reader.size(), $undefined, _depth + 1, message.result);
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.lengthBytes = value;
+                            else
+                                delete message.lengthBytes;
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 2)
+                                break;
+                            message.kdf = $root.vhsm.v1.Kdf.decode(reader, reader.size(), $undefined, _depth + 1, message.kdf);
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return AgreeKeyRequest;
+        })();
+
+        v1.DeriveKeyRequest = (function() {
+
+            const DeriveKeyRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            DeriveKeyRequest.prototype.baseKeyId = "";
+            DeriveKeyRequest.prototype.result = null;
+            DeriveKeyRequest.prototype.lengthBytes = 0;
+            DeriveKeyRequest.prototype.kdf = null;
+
+            DeriveKeyRequest.create = function(properties) {
+                return new DeriveKeyRequest(properties);
+            };
+
+            DeriveKeyRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.baseKeyId != null && $Object.hasOwnProperty.call(message, "baseKeyId") && message.baseKeyId !== "")
+                    writer.uint32(10).string(message.baseKeyId);
+                if (message.result != null && $Object.hasOwnProperty.call(message, "result"))
+                    $root.vhsm.v1.KeySpec.encode(message.result, writer.uint32(18).fork(), _depth + 1).ldelim();
+                if (message.lengthBytes != null && $Object.hasOwnProperty.call(message, "lengthBytes") && message.lengthBytes !== 0)
+                    writer.uint32(24).uint32(message.lengthBytes);
+                if (message.kdf != null && $Object.hasOwnProperty.call(message, "kdf"))
+                    $root.vhsm.v1.Kdf.encode(message.kdf, writer.uint32(34).fork(), _depth + 1).ldelim();
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            DeriveKeyRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.DeriveKeyRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.baseKeyId = value;
+                            else
+                                delete message.baseKeyId;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            message.result = $root.vhsm.v1.KeySpec.decode(reader, reader.size(), $undefined, _depth + 1, message.result);
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.lengthBytes = value;
+                            else
+                                delete message.lengthBytes;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            message.kdf = $root.vhsm.v1.Kdf.decode(reader, reader.size(), $undefined, _depth + 1, message.kdf);
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return DeriveKeyRequest;
+        })();
+
+        v1.DerivedKey = (function() {
+
+            const DerivedKey = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            DerivedKey.prototype.key = null;
+            DerivedKey.prototype.keyMaterial = $util.newBuffer([]);
+
+            DerivedKey.create = function(properties) {
+                return new DerivedKey(properties);
+            };
+
+            DerivedKey.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.key != null && $Object.hasOwnProperty.call(message, "key"))
+                    $root.vhsm.v1.KeyInfo.encode(message.key, writer.uint32(10).fork(), _depth + 1).ldelim();
+                if (message.keyMaterial != null && $Object.hasOwnProperty.call(message, "keyMaterial") && message.keyMaterial.length)
+                    writer.uint32(18).bytes(message.keyMaterial);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            DerivedKey.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.DerivedKey();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            message.key = $root.vhsm.v1.KeyInfo.decode(reader, reader.size(), $undefined, _depth + 1, message.key);
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.keyMaterial = value;
+                            else
+                                delete message.keyMaterial;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return DerivedKey;
+        })();
+
+        v1.RandomRequest = (function() {
+
+            const RandomRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            RandomRequest.prototype.length = 0;
+
+            RandomRequest.create = function(properties) {
+                return new RandomRequest(properties);
+            };
+
+            RandomRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.length != null && $Object.hasOwnProperty.call(message, "length") && message.length !== 0)
+                    writer.uint32(8).uint32(message.length);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            RandomRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.RandomRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.length = value;
+                            else
+                                delete message.length;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return RandomRequest;
+        })();
+
+        v1.RandomResult = (function() {
+
+            const RandomResult = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            RandomResult.prototype.data = $util.newBuffer([]);
+
+            RandomResult.create = function(properties) {
+                return new RandomResult(properties);
+            };
+
+            RandomResult.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.data != null && $Object.hasOwnProperty.call(message, "data") && message.data.length)
+                    writer.uint32(10).bytes(message.data);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            RandomResult.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.RandomResult();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.data = value;
+                            else
+                                delete message.data;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return RandomResult;
+        })();
+
+        v1.WrappingKeyRequest = (function() {
+
+            const WrappingKeyRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            WrappingKeyRequest.prototype.format = 0;
+
+            WrappingKeyRequest.create = function(properties) {
+                return new WrappingKeyRequest(properties);
+            };
+
+            WrappingKeyRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.format != null && $Object.hasOwnProperty.call(message, "format") && message.format !== 0)
+                    writer.uint32(8).int32(message.format);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            WrappingKeyRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.WrappingKeyRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.format = value;
+                            else
+                                delete message.format;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return WrappingKeyRequest;
+        })();
+
+        v1.WrappingKeyResult = (function() {
+
+            const WrappingKeyResult = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            WrappingKeyResult.prototype.key = null;
+            WrappingKeyResult.prototype.publicKey = $util.newBuffer([]);
+
+            WrappingKeyResult.create = function(properties) {
+                return new WrappingKeyResult(properties);
+            };
+
+            WrappingKeyResult.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.key != null && $Object.hasOwnProperty.call(message, "key"))
+                    $root.vhsm.v1.KeyInfo.encode(message.key, writer.uint32(10).fork(), _depth + 1).ldelim();
+                if (message.publicKey != null && $Object.hasOwnProperty.call(message, "publicKey") && message.publicKey.length)
+                    writer.uint32(18).bytes(message.publicKey);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            WrappingKeyResult.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.WrappingKeyResult();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            message.key = $root.vhsm.v1.KeyInfo.decode(reader, reader.size(), $undefined, _depth + 1, message.key);
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.publicKey = value;
+                            else
+                                delete message.publicKey;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return WrappingKeyResult;
+        })();
+
+        v1.ImportWrappedKeyRequest = (function() {
+
+            const ImportWrappedKeyRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            ImportWrappedKeyRequest.prototype.spec = null;
+            ImportWrappedKeyRequest.prototype.wrappingKeyId = "";
+            ImportWrappedKeyRequest.prototype.wrappedKey = $util.newBuffer([]);
+            ImportWrappedKeyRequest.prototype.format = 0;
+
+            ImportWrappedKeyRequest.create = function(properties) {
+                return new ImportWrappedKeyRequest(properties);
+            };
+
+            ImportWrappedKeyRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.spec != null && $Object.hasOwnProperty.call(message, "spec"))
+                    $root.vhsm.v1.KeySpec.encode(message.spec, writer.uint32(10).fork(), _depth + 1).ldelim();
+                if (message.wrappingKeyId != null && $Object.hasOwnProperty.call(message, "wrappingKeyId") && message.wrappingKeyId !== "")
+                    writer.uint32(18).string(message.wrappingKeyId);
+                if (message.wrappedKey != null && $Object.hasOwnProperty.call(message, "wrappedKey") && message.wrappedKey.length)
+                    writer.uint32(26).bytes(message.wrappedKey);
+                if (message.format != null && $Object.hasOwnProperty.call(message, "format") && message.format !== 0)
+                    writer.uint32(32).int32(message.format);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            ImportWrappedKeyRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.ImportWrappedKeyRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            message.spec = $root.vhsm.v1.KeySpec.decode(reader, reader.size(), $undefined, _depth + 1, message.spec);
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.wrappingKeyId = value;
+                            else
+                                delete message.wrappingKeyId;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.wrappedKey = value;
+                            else
+                                delete message.wrappedKey;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.format = value;
+                            else
+                                delete message.format;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return ImportWrappedKeyRequest;
+        })();
+
+        v1.ExportWrappedKeyRequest = (function() {
+
+            const ExportWrappedKeyRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            ExportWrappedKeyRequest.prototype.keyId = "";
+            ExportWrappedKeyRequest.prototype.wrappingKeyId = "";
+            ExportWrappedKeyRequest.prototype.wrappingPublicKey = $util.newBuffer([]);
+            ExportWrappedKeyRequest.prototype.format = 0;
+
+            ExportWrappedKeyRequest.create = function(properties) {
+                return new ExportWrappedKeyRequest(properties);
+            };
+
+            ExportWrappedKeyRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.keyId != null && $Object.hasOwnProperty.call(message, "keyId") && message.keyId !== "")
+                    writer.uint32(10).string(message.keyId);
+                if (message.wrappingKeyId != null && $Object.hasOwnProperty.call(message, "wrappingKeyId") && message.wrappingKeyId !== "")
+                    writer.uint32(18).string(message.wrappingKeyId);
+                if (message.wrappingPublicKey != null && $Object.hasOwnProperty.call(message, "wrappingPublicKey") && message.wrappingPublicKey.length)
+                    writer.uint32(26).bytes(message.wrappingPublicKey);
+                if (message.format != null && $Object.hasOwnProperty.call(message, "format") && message.format !== 0)
+                    writer.uint32(32).int32(message.format);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            ExportWrappedKeyRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.ExportWrappedKeyRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.keyId = value;
+                            else
+                                delete message.keyId;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.wrappingKeyId = value;
+                            else
+                                delete message.wrappingKeyId;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.wrappingPublicKey = value;
+                            else
+                                delete message.wrappingPublicKey;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.format = value;
+                            else
+                                delete message.format;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return ExportWrappedKeyRequest;
+        })();
+
+        v1.WrappedKeyResult = (function() {
+
+            const WrappedKeyResult = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            WrappedKeyResult.prototype.wrappedKey = $util.newBuffer([]);
+
+            WrappedKeyResult.create = function(properties) {
+                return new WrappedKeyResult(properties);
+            };
+
+            WrappedKeyResult.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.wrappedKey != null && $Object.hasOwnProperty.call(message, "wrappedKey") && message.wrappedKey.length)
+                    writer.uint32(10).bytes(message.wrappedKey);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            WrappedKeyResult.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.WrappedKeyResult();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.wrappedKey = value;
+                            else
+                                delete message.wrappedKey;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return WrappedKeyResult;
+        })();
+
+        v1.DigestInitRequest = (function() {
+
+            const DigestInitRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            DigestInitRequest.prototype.algorithm = 0;
+
+            DigestInitRequest.create = function(properties) {
+                return new DigestInitRequest(properties);
+            };
+
+            DigestInitRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.algorithm != null && $Object.hasOwnProperty.call(message, "algorithm") && message.algorithm !== 0)
+                    writer.uint32(8).int32(message.algorithm);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            DigestInitRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.DigestInitRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.algorithm = value;
+                            else
+                                delete message.algorithm;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return DigestInitRequest;
+        })();
+
+        v1.MacInitRequest = (function() {
+
+            const MacInitRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            MacInitRequest.prototype.keyId = "";
+            MacInitRequest.prototype.algorithm = 0;
+
+            MacInitRequest.create = function(properties) {
+                return new MacInitRequest(properties);
+            };
+
+            MacInitRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.keyId != null && $Object.hasOwnProperty.call(message, "keyId") && message.keyId !== "")
+                    writer.uint32(10).string(message.keyId);
+                if (message.algorithm != null && $Object.hasOwnProperty.call(message, "algorithm") && message.algorithm !== 0)
+                    writer.uint32(16).int32(message.algorithm);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            MacInitRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.MacInitRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.keyId = value;
+                            else
+                                delete message.keyId;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.int32())
+                                message.algorithm = value;
+                            else
+                                delete message.algorithm;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return MacInitRequest;
+        })();
+
+        v1.StreamResult = (function() {
+
+            const StreamResult = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            StreamResult.prototype.streamId = 0;
+
+            StreamResult.create = function(properties) {
+                return new StreamResult(properties);
+            };
+
+            StreamResult.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.streamId != null && $Object.hasOwnProperty.call(message, "streamId") && message.streamId !== 0)
+                    writer.uint32(8).uint32(message.streamId);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            StreamResult.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.StreamResult();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.streamId = value;
+                            else
+                                delete message.streamId;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return StreamResult;
+        })();
+
+        v1.StreamUpdateRequest = (function() {
+
+            const StreamUpdateRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            StreamUpdateRequest.prototype.streamId = 0;
+            StreamUpdateRequest.prototype.data = $util.newBuffer([]);
+
+            StreamUpdateRequest.create = function(properties) {
+                return new StreamUpdateRequest(properties);
+            };
+
+            StreamUpdateRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.streamId != null && $Object.hasOwnProperty.call(message, "streamId") && message.streamId !== 0)
+                    writer.uint32(8).uint32(message.streamId);
+                if (message.data != null && $Object.hasOwnProperty.call(message, "data") && message.data.length)
+                    writer.uint32(18).bytes(message.data);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            StreamUpdateRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.StreamUpdateRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.streamId = value;
+                            else
+                                delete message.streamId;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.data = value;
+                            else
+                                delete message.data;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return StreamUpdateRequest;
+        })();
+
+        v1.StreamFinalRequest = (function() {
+
+            const StreamFinalRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            StreamFinalRequest.prototype.streamId = 0;
+            StreamFinalRequest.prototype.data = $util.newBuffer([]);
+            StreamFinalRequest.prototype.expectedMac = $util.newBuffer([]);
+
+            StreamFinalRequest.create = function(properties) {
+                return new StreamFinalRequest(properties);
+            };
+
+            StreamFinalRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.streamId != null && $Object.hasOwnProperty.call(message, "streamId") && message.streamId !== 0)
+                    writer.uint32(8).uint32(message.streamId);
+                if (message.data != null && $Object.hasOwnProperty.call(message, "data") && message.data.length)
+                    writer.uint32(18).bytes(message.data);
+                if (message.expectedMac != null && $Object.hasOwnProperty.call(message, "expectedMac") && message.expectedMac.length)
+                    writer.uint32(26).bytes(message.expectedMac);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            StreamFinalRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.StreamFinalRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.streamId = value;
+                            else
+                                delete message.streamId;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.data = value;
+                            else
+                                delete message.data;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.expectedMac = value;
+                            else
+                                delete message.expectedMac;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return StreamFinalRequest;
+        })();
+
+        v1.StreamFinalResult = (function() {
+
+            const StreamFinalResult = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            StreamFinalResult.prototype.output = $util.newBuffer([]);
+            StreamFinalResult.prototype.valid = false;
+
+            StreamFinalResult.create = function(properties) {
+                return new StreamFinalResult(properties);
+            };
+
+            StreamFinalResult.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.output != null && $Object.hasOwnProperty.call(message, "output") && message.output.length)
+                    writer.uint32(10).bytes(message.output);
+                if (message.valid != null && $Object.hasOwnProperty.call(message, "valid") && message.valid !== false)
+                    writer.uint32(16).bool(message.valid);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            StreamFinalResult.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.StreamFinalResult();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.output = value;
+                            else
+                                delete message.output;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.bool())
+                                message.valid = value;
+                            else
+                                delete message.valid;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return StreamFinalResult;
+        })();
+
+        v1.StreamAbortRequest = (function() {
+
+            const StreamAbortRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            StreamAbortRequest.prototype.streamId = 0;
+
+            StreamAbortRequest.create = function(properties) {
+                return new StreamAbortRequest(properties);
+            };
+
+            StreamAbortRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.streamId != null && $Object.hasOwnProperty.call(message, "streamId") && message.streamId !== 0)
+                    writer.uint32(8).uint32(message.streamId);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            StreamAbortRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.StreamAbortRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.streamId = value;
+                            else
+                                delete message.streamId;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return StreamAbortRequest;
         })();
 
         return v1;

@@ -1,10 +1,11 @@
 /**
- * MAC mechanisms over stored secret keys. Verification compares in constant
- * time. Issue 4 adds HMAC-SHA384/512 rows.
+ * MAC mechanisms over stored secret keys: HMAC with SHA-256/384/512, one-shot
+ * or as a streaming context. Verification compares in constant time.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual, type Hmac } from 'node:crypto';
 import { KEY_TYPES, MAC_ALGORITHMS, type MacAlgorithmName } from '../../proto/index.js';
-import type { LoadedKey } from './key-types.js';
+import { SHA256, SHA384, SHA512, type HashInfo } from './hashes.js';
+import { must, type LoadedKey } from './key-material.js';
 
 export interface MacMechanism {
   readonly algorithm: number;
@@ -12,25 +13,26 @@ export interface MacMechanism {
   readonly keyTypes: ReadonlySet<number>;
   readonly outputBytes: number;
   compute(key: LoadedKey, data: Uint8Array): Uint8Array;
+  /** A streaming context: update(...) then digest(). */
+  start(key: LoadedKey): Hmac;
 }
 
 export const MAX_MAC_BYTES = 64;
 
-function hmacMechanism(algorithm: number, name: MacAlgorithmName, hash: string, outputBytes: number): MacMechanism {
+function hmacMechanism(name: MacAlgorithmName, hash: HashInfo): MacMechanism {
+  const start = (key: LoadedKey): Hmac => createHmac(hash.nodeName, must(key.secretKey, 'secret'));
   return {
-    algorithm,
+    algorithm: MAC_ALGORITHMS[name],
     name,
     keyTypes: new Set([KEY_TYPES.hmac]),
-    outputBytes,
-    compute(key, data) {
-      if (!key.secretKey) throw new Error('loaded key has no secret');
-      return createHmac(hash, key.secretKey).update(data).digest();
-    },
+    outputBytes: hash.outputBytes,
+    compute: (key, data) => start(key).update(data).digest(),
+    start,
   };
 }
 
 const MAC_TABLE: ReadonlyMap<number, MacMechanism> = new Map(
-  [hmacMechanism(MAC_ALGORITHMS['hmac-sha256'], 'hmac-sha256', 'sha256', 32)].map((row) => [row.algorithm, row]),
+  [hmacMechanism('hmac-sha256', SHA256), hmacMechanism('hmac-sha384', SHA384), hmacMechanism('hmac-sha512', SHA512)].map((row) => [row.algorithm, row]),
 );
 
 export function macMechanism(algorithm: number): MacMechanism | undefined {

@@ -1,44 +1,38 @@
 /**
- * Operations with stored keys (sign, verify, mac, verifyMac) and digest.
+ * Operations with stored keys (sign, verify, mac, verifyMac), digest and
+ * random bytes.
  */
+import { randomBytes } from 'node:crypto';
 import { KEY_USAGES } from '../../proto/index.js';
-import { allows, digestMechanism, keyTypeSpec, macMechanism, macsEqual, signatureMechanism } from '../crypto/engine.js';
+import { digestMechanism, keyTypeSpec, macsEqual, signatureMechanism, type SignatureMechanism } from '../crypto/engine.js';
 import { VhsmFailure } from '../errors.js';
-import type { Handler, SessionOpContext } from '../context.js';
+import type { Handler } from '../context.js';
 import type { CachedKey } from '../sessions.js';
+import { macFor, noteUse, usableKey } from './common.js';
 
-/** Loads the key and checks it may be used for `usage`. */
-function usableKey(ctx: SessionOpContext, keyId: string, usage: number): CachedKey {
-  ctx.audit.user = ctx.session.username;
-  ctx.audit.keyId = keyId;
-  const key = ctx.services.keys.load(ctx.session, keyId);
-  if (!allows(key.usages, usage)) throw new VhsmFailure('USAGE_NOT_ALLOWED', `key ${keyId} does not allow this operation`);
-  return key;
-}
-
-function signatureFor(key: CachedKey, algorithm: number) {
+function signatureFor(key: CachedKey, algorithm: number): SignatureMechanism {
   const chosen = algorithm || keyTypeSpec(key.keyType)?.defaultSignature;
   const mechanism = chosen === undefined ? undefined : signatureMechanism(chosen);
   if (!mechanism || !mechanism.keyTypes.has(key.keyType)) throw new VhsmFailure('WRONG_KEY_TYPE', 'the algorithm does not fit this key');
   return mechanism;
 }
 
-function macFor(key: CachedKey, algorithm: number) {
-  const chosen = algorithm || keyTypeSpec(key.keyType)?.defaultMac;
-  const mechanism = chosen === undefined ? undefined : macMechanism(chosen);
-  if (!mechanism || !mechanism.keyTypes.has(key.keyType)) throw new VhsmFailure('WRONG_KEY_TYPE', 'the algorithm does not fit this key');
-  return mechanism;
-}
-
-function noteUse(ctx: SessionOpContext, key: CachedKey): void {
-  ctx.services.commits.noteKeyUse(key.rowId, ctx.services.clock());
+/** Prehashed input must be a digest of the mechanism's hash. */
+function checkInput(mechanism: SignatureMechanism, data: Uint8Array, prehashed: boolean): void {
+  if (!prehashed) return;
+  if (mechanism.prehashBytes === undefined) throw new VhsmFailure('INVALID_ARGUMENT', `${mechanism.name} signs the message itself: prehashed input is not accepted`);
+  if (data.length !== mechanism.prehashBytes) {
+    throw new VhsmFailure('INVALID_ARGUMENT', `prehashed ${mechanism.name} input must be a ${mechanism.prehashBytes}-byte digest`);
+  }
 }
 
 export const sign: Handler<'sign'> = {
   needsSession: true,
   async run(ctx, request) {
     const key = usableKey(ctx, request.keyId, KEY_USAGES.sign);
-    const signature = await signatureFor(key, request.algorithm).sign(key.loaded, request.data, request.encoding);
+    const mechanism = signatureFor(key, request.algorithm);
+    checkInput(mechanism, request.data, request.prehashed);
+    const signature = await mechanism.sign(key, request.data, request);
     noteUse(ctx, key);
     return { sign: { signature } };
   },
@@ -48,7 +42,9 @@ export const verify: Handler<'verify'> = {
   needsSession: true,
   async run(ctx, request) {
     const key = usableKey(ctx, request.keyId, KEY_USAGES.verify);
-    const valid = await signatureFor(key, request.algorithm).verify(key.loaded, request.data, request.signature, request.encoding);
+    const mechanism = signatureFor(key, request.algorithm);
+    checkInput(mechanism, request.data, request.prehashed);
+    const valid = await mechanism.verify(key, request.data, request.signature, request);
     noteUse(ctx, key);
     return { verify: { valid } };
   },
@@ -82,5 +78,13 @@ export const digest: Handler<'digest'> = {
     const mechanism = digestMechanism(request.algorithm);
     if (!mechanism) throw new VhsmFailure('UNSUPPORTED_ALGORITHM', 'digest algorithm not supported');
     return { digest: { digest: mechanism.digest(request.data) } };
+  },
+};
+
+export const random: Handler<'random'> = {
+  needsSession: true,
+  async run(ctx, request) {
+    ctx.audit.user = ctx.session.username;
+    return { random: { data: randomBytes(request.length) } };
   },
 };

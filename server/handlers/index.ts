@@ -1,10 +1,14 @@
 /**
- * The dispatch table: one handler per Request.op. Issue 4 adds rows.
+ * The dispatch table: one handler per Request.op.
  */
 import type { HandlerTable } from '../context.js';
-import { digest, mac, sign, verify, verifyMac } from './crypto-ops.js';
+import { decrypt, encrypt } from './cipher-ops.js';
+import { digest, mac, random, sign, verify, verifyMac } from './crypto-ops.js';
+import { agreeKey, deriveKey } from './derive-ops.js';
 import { deleteKey, exportKey, exportPublicKey, generateKey, importKey, keyInfo, listKeys } from './key-ops.js';
 import { login, logout } from './session-ops.js';
+import { digestInit, macInit, streamAbort, streamFinal, streamUpdate } from './stream-ops.js';
+import { exportWrappedKey, importWrappedKey, wrappingKey } from './wrap-ops.js';
 
 export const HANDLERS: HandlerTable = {
   login,
@@ -21,4 +25,17 @@ export const HANDLERS: HandlerTable = {
   mac,
   verifyMac,
   digest,
+  encrypt,
+  decrypt,
+  agreeKey,
+  deriveKey,
+  random,
+  wrappingKey,
+  importWrappedKey,
+  exportWrappedKey,
+  digestInit,
+  macInit,
+  streamUpdate,
+  streamFinal,
+  streamAbort,
 };

@@ -2,49 +2,11 @@
  * Key management: generate, import, list, info, delete, public key export,
  * and plain export of keys created extractable.
  */
-import { exportPublicKey as exportPublic, keyTypeSpec, maskOf, type KeyTypeSpec } from '../crypto/engine.js';
+import { exportPublicKey as exportPublic } from '../crypto/engine.js';
 import { VhsmFailure } from '../errors.js';
-import type { Handler, SessionOpContext } from '../context.js';
-import { newKeyId } from '../keystore.js';
-import type { ValidKeySpec } from '../validate.js';
+import type { Handler } from '../context.js';
+import { specFor, storeNewKey, usageMaskFor } from './common.js';
 import { toKeyInfo } from './convert.js';
-
-function specFor(keyType: number): KeyTypeSpec {
-  const spec = keyTypeSpec(keyType);
-  if (!spec) throw new VhsmFailure('UNSUPPORTED_ALGORITHM', 'key type not supported');
-  return spec;
-}
-
-function usageMaskFor(spec: KeyTypeSpec, usages: readonly number[]): number {
-  if (usages.length === 0) return spec.defaultUsages;
-  const mask = maskOf(usages);
-  if ((mask & ~spec.allowedUsages) !== 0) throw new VhsmFailure('USAGE_NOT_ALLOWED', `a usage in spec.usages is not allowed for ${spec.name} keys`);
-  return mask;
-}
-
-/** Wraps and stores `material` (zeroed afterwards) and returns the new key's info. */
-async function storeNewKey(ctx: SessionOpContext, request: ValidKeySpec, spec: KeyTypeSpec, usages: number, material: Buffer) {
-  const { keys, clock, limits } = ctx.services;
-  const keyId = request.keyId || newKeyId();
-  ctx.audit.keyId = keyId;
-  try {
-    await ctx.commit(() => {
-      if (keys.count(ctx.session.userId) >= limits.maxKeysPerUser) throw new VhsmFailure('RESOURCE_EXHAUSTED', 'key limit reached for this user');
-      keys.insert(ctx.session, {
-        keyId,
-        keyType: spec.type,
-        label: request.label,
-        usages,
-        extractable: request.extractable,
-        material,
-        createdMs: clock(),
-      });
-    });
-  } finally {
-    material.fill(0);
-  }
-  return toKeyInfo(keys.meta(ctx.session.userId, keyId)!);
-}
 
 export const generateKey: Handler<'generateKey'> = {
   needsSession: true,
