@@ -16,7 +16,18 @@ import { loadModule, setParam, unloadModule } from './module.js';
 import { createNetns, deleteNetns } from './netns.js';
 import { VHSM_CTID } from './world.js';
 
-export async function runHostSuiteOverKernel(suite: string): Promise<void> {
+export interface KernelTransports {
+  /** The module's admin channel (open until teardown). */
+  readonly admin: VhsmAdmin;
+  /** Closes the admin channel, deletes the namespaces, unloads the module. */
+  teardown(): Promise<void>;
+}
+
+/**
+ * Loads the module, binds the VHSM netns, and makes every fixture of this
+ * process (startFixture) serve and connect through the module.
+ */
+export async function setupKernelTransports(): Promise<KernelTransports> {
   loadModule({ vhsm_veid: VHSM_CTID });
   const admin = await VhsmAdmin.open();
   const namespaces = new Map<number, string>();
@@ -37,12 +48,27 @@ export async function runHostSuiteOverKernel(suite: string): Promise<void> {
     server: () => registerNetlinkServer({ factory: socketFactoryInNetns(vhsmNetns) }),
     client: async (who) => openNetlinkClient({ factory: socketFactoryInNetns(await netnsFor(who.ctid)), timeoutMs: 30_000 }),
   });
+  return {
+    admin,
+    async teardown() {
+      await admin.close();
+      for (const path of namespaces.values()) deleteNetns(path.slice('/run/netns/'.length));
+      unloadModule();
+    },
+  };
+}
+
+/** Module counters, for a t.comment. */
+export async function countersText(admin: VhsmAdmin): Promise<string> {
+  const stats = await admin.stats();
+  return JSON.stringify(stats.counters, (_k, v) => (typeof v === 'bigint' ? Number(v) : v));
+}
+
+export async function runHostSuiteOverKernel(suite: string): Promise<void> {
+  const kernel = await setupKernelTransports();
   t.teardown(async () => {
-    const stats = await admin.stats();
-    t.comment(`module counters after ${suite}: ${JSON.stringify(stats.counters, (_k, v) => (typeof v === 'bigint' ? Number(v) : v))}`);
-    await admin.close();
-    for (const path of namespaces.values()) deleteNetns(path.slice('/run/netns/'.length));
-    unloadModule();
+    t.comment(`module counters after ${suite}: ${await countersText(kernel.admin)}`);
+    await kernel.teardown();
   });
   await import(`../../host/${suite}.test.js`);
 }
