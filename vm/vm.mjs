@@ -41,9 +41,12 @@ function ensureInitramfs(kver) {
   return out;
 }
 
+/** CPU-mitigation notices say "WARNING:" too, but describe the (emulated) CPU, not a kernel bug. */
+const KERNEL_NOTICE = /Speculative Return Stack Overflow|Spectre|MDS:|MMIO Stale Data|RETBleed|GDS:|TAA:/;
+
 /** Lines of the kernel log that indicate a bug, a warning or a leak. */
 export function kernelLogProblems(dmesg) {
-  return dmesg.split('\n').filter((line) => KERNEL_PROBLEM.test(line));
+  return dmesg.split('\n').filter((line) => KERNEL_PROBLEM.test(line) && !KERNEL_NOTICE.test(line));
 }
 
 function shellQuote(s) {
