@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, verify as cryptoVerify } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { VhsmWorld } from './lib/vhsm-world.js';
 
@@ -34,14 +34,12 @@ t.test('vhsm CLI: every subcommand through the module', async (t) => {
   t.teardown(() => vw.destroy());
   const alice = (args: string[], input?: string | Buffer) => vw.as('alice', 'ct101', args, input === undefined ? {} : { input });
   const message = vw.file('message.txt', 'the quick brown fox jumps over the lazy dog\n');
+  let ecKeyId = '';
 
-  await t.test('login, with the password from a file and from stdin', async (t) => {
-    const fromFile = await alice(['login']);
-    t.equal(fromFile.status, 0, `exit 0 (${fromFile.stderr})`);
-    t.match(fromFile.out, /login ok: alice/);
-    const fromStdin = await vw.vhsm('ct101', ['login', '--password-stdin', '--json'], { input: `${ALICE.password}\n`, env: { VHSM_USER: 'alice' } });
-    t.equal(fromStdin.status, 0, 'user from $VHSM_USER, password from stdin');
-    t.match(fromStdin.json(), { user: 'alice', loggedIn: true });
+  await t.test('login', async (t) => {
+    const login = await alice(['login']);
+    t.equal(login.status, 0, `exit 0 (${login.stderr})`);
+    t.match(login.out, /login ok: alice/);
   });
 
   await t.test('keys generate, list, info', async (t) => {
@@ -56,19 +54,18 @@ t.test('vhsm CLI: every subcommand through the module', async (t) => {
     const hmac = await alice(['keys', 'gen', '--type', 'hmac', '--id', 'h1', '--length', '48', '--extractable', '--json']);
     t.match(hmac.json<KeyJson>(), { keyId: 'h1', type: 'hmac', usages: ['mac'], extractable: true, lengthBytes: 48 });
 
-    const list = await alice(['keys', 'list', '--json']);
-    t.equal(list.status, 0);
-    t.same(list.json<{ keys: KeyJson[] }>().keys.map((k) => k.keyId).sort(), ['ed1', 'h1', ecKey.keyId].sort(), 'all three keys listed');
+    ecKeyId = ecKey.keyId;
+
     const table = await alice(['keys', 'ls']);
+    t.equal(table.status, 0, 'keys ls');
     t.match(table.out, /^KEY ID\s+TYPE\s+USAGES/, 'a table with a header');
     t.match(table.out, /ed1\s+ed25519\s+sign,verify\s+no\s+\S+\s+0\s+release signing/);
+    t.match(table.out, new RegExp(`${ecKeyId}\\s+ec-p256`));
+    t.match(table.out, /h1\s+hmac\s+mac\s+yes/);
     const info = await alice(['keys', 'info', 'ed1']);
     t.match(info.out, /key id:\s+ed1\ntype:\s+ed25519\nlabel:\s+release signing/);
     t.equal(info.status, 0);
-    vw.file('ec.id', ecKey.keyId);
   });
-
-  const ecId = (): string => readFileSync(`${vw.dir}/ec.id`, 'utf8');
 
   await t.test('Ed25519: sign in the VHSM, verify with openssl', async (t) => {
     const pub = await alice(['keys', 'pubkey', 'ed1', '--format', 'pem', '--out', vw.file('ed1.pem')]);
@@ -82,12 +79,13 @@ t.test('vhsm CLI: every subcommand through the module', async (t) => {
   });
 
   await t.test('ECDSA P-256: sign from stdin, verify with openssl and with vhsm verify', async (t) => {
-    const ec = ecId();
+    const ec = ecKeyId;
     t.equal((await alice(['keys', 'pubkey', ec, '--out', vw.file('ec.pem')])).status, 0, 'pubkey (pem by default)');
-    const sig = await vw.vhsm('ct101', ['-u', 'alice', '--password-file', vw.passwordFile('alice'), 'sign', ec, '-e', 'raw'], {
+    const sig = await vw.vhsm('ct101', ['--password-file', vw.passwordFile('alice'), 'sign', ec, '-e', 'raw'], {
       input: readFileSync(message),
+      env: { VHSM_USER: 'alice' },
     });
-    t.equal(sig.status, 0, `sign with the data on stdin (${sig.stderr})`);
+    t.equal(sig.status, 0, `sign with the data on stdin, the user from $VHSM_USER (${sig.stderr})`);
     vw.file('ec.sig', sig.stdout);
     t.equal(sig.stdout[0], 0x30, 'a DER SEQUENCE');
     const check = openssl(['dgst', '-sha256', '-verify', `${vw.dir}/ec.pem`, '-signature', `${vw.dir}/ec.sig`, message]);
@@ -107,9 +105,8 @@ t.test('vhsm CLI: every subcommand through the module', async (t) => {
     const sigB64 = p1363.json<{ signature: string; encoding: string }>();
     t.equal(sigB64.encoding, 'base64');
     t.equal(Buffer.from(sigB64.signature, 'base64').length, 64, 'raw r||s is 64 bytes');
-    vw.file('ec.p1363.b64', sigB64.signature);
-    const rawValid = await alice(['verify', ec, '--in', message, '--format', 'raw', '--encoding', 'base64', '--sig', `${vw.dir}/ec.p1363.b64`]);
-    t.equal(rawValid.status, 0, 'the r||s signature verifies as base64');
+    const p1363Valid = cryptoVerify('sha256', readFileSync(message), { key: readFileSync(`${vw.dir}/ec.pem`), dsaEncoding: 'ieee-p1363' }, Buffer.from(sigB64.signature, 'base64'));
+    t.ok(p1363Valid, 'node:crypto verifies the r||s signature');
   });
 
   await t.test('HMAC: mac and verify-mac, checked against the exported key', async (t) => {
@@ -128,10 +125,8 @@ t.test('vhsm CLI: every subcommand through the module', async (t) => {
     t.equal(bad.out, 'INVALID\n');
   });
 
-  await t.test('digest, with hex input and base64 output', async (t) => {
+  await t.test('digest: hex input, base64 output, JSON', async (t) => {
     const data = readFileSync(message);
-    const hex = await alice(['digest', '--in', message]);
-    t.equal(hex.out, `${createHash('sha256').update(data).digest('hex')}\n`);
     const b64 = await alice(['digest', '--in-encoding', 'hex', '--encoding', 'base64', '--json'], data.toString('hex'));
     t.same(b64.json(), { algorithm: 'sha256', digest: createHash('sha256').update(data).digest('base64'), encoding: 'base64' }, 'one JSON object');
   });
@@ -145,8 +140,6 @@ t.test('vhsm CLI: every subcommand through the module', async (t) => {
     execFileSync('openssl', ['pkeyutl', '-sign', '-inkey', pem, '-rawin', '-in', message, '-out', `${vw.dir}/byok.sig`]);
     const check = await alice(['verify', 'byok', '--in', message, '--sig', `${vw.dir}/byok.sig`, '--encoding', 'raw']);
     t.equal(check.status, 0, `vhsm verify accepts the openssl signature (${check.stderr})`);
-    const jwk = await alice(['keys', 'pubkey', 'byok', '--format', 'jwk', '--json']);
-    t.match(jwk.json(), { keyId: 'byok', format: 'jwk', publicKey: { kty: 'OKP', crv: 'Ed25519' } });
     const der = await alice(['keys', 'pubkey', 'byok', '--format', 'der', '--encoding', 'raw']);
     const fromOpenssl = execFileSync('openssl', ['pkey', '-in', pem, '-pubout', '-outform', 'DER']);
     t.same(der.stdout, fromOpenssl, 'the same SPKI DER as openssl derives from the private key');
@@ -155,8 +148,6 @@ t.test('vhsm CLI: every subcommand through the module', async (t) => {
   await t.test('keys delete, then the key is gone', async (t) => {
     const deleted = await alice(['keys', 'delete', 'byok', '--json']);
     t.same(deleted.json(), { deleted: 'byok' });
-    const info = await alice(['keys', 'info', 'byok']);
-    t.equal(info.status, 4, 'keys info on the deleted key: exit 4');
     const list = await alice(['keys', 'list', '--json']);
     t.notOk(list.json<{ keys: KeyJson[] }>().keys.some((k) => k.keyId === 'byok'), 'not listed');
     const used = list.json<{ keys: KeyJson[] }>().keys.find((k) => k.keyId === 'ed1');

@@ -3,7 +3,8 @@
  * prompt without echo. Never from argv. Passwords are returned as Buffers
  * so the caller can zero them.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { ReadStream } from 'node:tty';
 import { EXIT, ToolError } from './exit-codes.js';
 
 export interface PasswordSource {
@@ -11,6 +12,14 @@ export interface PasswordSource {
   readonly passwordFile?: string | undefined;
   /** Read the passwords (one per line) from standard input. */
   readonly passwordStdin?: boolean | undefined;
+  /**
+   * When standard input is not a terminal, or carries data (stdinInUse),
+   * prompt on the controlling terminal (/dev/tty) instead, as ssh and gpg
+   * do. Off by default.
+   */
+  readonly promptOnDevTty?: boolean | undefined;
+  /** Standard input carries the command's data: never prompt on it. */
+  readonly stdinInUse?: boolean | undefined;
 }
 
 export interface PasswordPrompt {
@@ -57,16 +66,43 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   return all;
 }
 
+interface Terminal {
+  readonly input: NodeJS.ReadStream | ReadStream;
+  write(text: string): void;
+  close(): void;
+}
+
+const stdinTerminal = (): Terminal => ({ input: process.stdin, write: (text) => process.stderr.write(text), close: () => undefined });
+
+/** The controlling terminal, or undefined when the process has none. */
+function openDevTty(): Terminal | undefined {
+  let fd: number;
+  try {
+    fd = openSync('/dev/tty', 'r+');
+  } catch {
+    return undefined;
+  }
+  const input = new ReadStream(fd);
+  return {
+    input,
+    write: (text) => {
+      writeSync(fd, text);
+    },
+    // The stream owns the descriptor: destroying it closes the fd.
+    close: () => input.destroy(),
+  };
+}
+
 /** One line from the TTY with echo off. Ctrl-C / Ctrl-D abort. */
-function promptHidden(label: string): Promise<Buffer> {
-  const input = process.stdin;
+function promptHidden(label: string, terminal: Terminal = stdinTerminal()): Promise<Buffer> {
+  const { input } = terminal;
   return new Promise((resolve, reject) => {
     let typed = Buffer.alloc(0);
     const finish = (error?: Error): void => {
       input.setRawMode(false);
       input.pause();
       input.removeListener('data', onData);
-      process.stderr.write('\n');
+      terminal.write('\n');
       if (error) {
         typed.fill(0);
         reject(error);
@@ -93,7 +129,7 @@ function promptHidden(label: string): Promise<Buffer> {
       }
       chunk.fill(0);
     };
-    process.stderr.write(`${label}: `);
+    terminal.write(`${label}: `);
     input.setRawMode(true);
     input.resume();
     input.on('data', onData);
@@ -126,13 +162,15 @@ export async function readPasswords(source: PasswordSource, prompts: readonly Pa
   } else if (source.passwordStdin) {
     passwords = takeLines(await readAll(process.stdin), prompts, 'standard input');
   } else {
-    if (!process.stdin.isTTY) throw inputError('no TTY to prompt on: use --password-file FILE or --password-stdin');
+    let terminal: Terminal | undefined = process.stdin.isTTY && !source.stdinInUse ? stdinTerminal() : undefined;
+    if (!terminal && source.promptOnDevTty) terminal = openDevTty();
+    if (!terminal) throw inputError('no TTY to prompt on: use --password-file FILE or --password-stdin');
     passwords = [];
     try {
       for (const prompt of prompts) {
-        const first = await promptHidden(prompt.label);
+        const first = await promptHidden(prompt.label, terminal);
         if (prompt.confirm) {
-          const again = await promptHidden(`${prompt.label} (again)`);
+          const again = await promptHidden(`${prompt.label} (again)`, terminal);
           const same = first.equals(again);
           again.fill(0);
           if (!same) {
@@ -145,6 +183,8 @@ export async function readPasswords(source: PasswordSource, prompts: readonly Pa
     } catch (error) {
       for (const password of passwords) password.fill(0);
       throw error;
+    } finally {
+      terminal.close();
     }
   }
   try {

@@ -52,6 +52,7 @@ export interface CliRun {
 /**
  * Runs argv (in netns `ns`, or the host netns when null) in a new session,
  * so it has no controlling terminal: a password prompt cannot hang a test.
+ * VHSM_CLI_TIMING=1 prints each run's wall time as a TAP comment.
  */
 export function run(ns: string | null, argv: readonly string[], options: RunOptions = {}): Promise<CliRun> {
   const full = ns ? ['ip', 'netns', 'exec', ns, ...argv] : [...argv];
@@ -62,6 +63,7 @@ export function run(ns: string | null, argv: readonly string[], options: RunOpti
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/root', ...options.env },
     });
+    const started = Date.now();
     const stdout: Buffer[] = [];
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => stdout.push(d));
@@ -71,6 +73,7 @@ export function run(ns: string | null, argv: readonly string[], options: RunOpti
     child.on('error', reject);
     child.on('close', (status, signal) => {
       clearTimeout(timer);
+      if (process.env.VHSM_CLI_TIMING) process.stderr.write(`# ${Date.now() - started} ms: ${argv.slice(1).join(' ')}\n`);
       const bytes = Buffer.concat(stdout);
       const out = bytes.toString('utf8');
       resolvePromise({

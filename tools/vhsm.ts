@@ -1,0 +1,253 @@
+#!/usr/bin/env node
+/**
+ * vhsm: the client CLI, run in a client container. Each invocation connects
+ * through vhsm_transport.ko, logs in, does one thing, logs out and closes.
+ *
+ *   vhsm login -u alice
+ *   vhsm keys generate --type ed25519 --id signing
+ *   vhsm keys list | info KEY | pubkey KEY [--format pem|der|jwk] | export KEY | delete KEY
+ *   vhsm keys import --type ec-p256 --format pkcs8-der --in key.pem
+ *   vhsm sign KEY --in data [--encoding raw --out sig]
+ *   vhsm verify KEY --in data --sig sig          (exit 0 valid, 1 invalid)
+ *   vhsm mac KEY | verify-mac KEY --mac FILE | digest
+ *
+ * The user comes from --user or $VHSM_USER; the password from a prompt on
+ * the terminal (no echo), --password-file FILE or --password-stdin; never
+ * from argv or the environment. The subcommands are rows of a table in
+ * tools/cli/operations.ts. Exit codes: tools/cli/exit-codes.ts (in --help).
+ */
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import type { VhsmSession } from '../client/index.js';
+import { readPasswords, type PasswordSource } from './common/password.js';
+import { CliError, inputError, toCliError, usageError, type FailureContext } from './cli/errors.js';
+import { VHSM_EXIT, VHSM_EXIT_CODES_HELP } from './cli/exit-codes.js';
+import { ENCODINGS, MAX_DATA_BYTES, decodeBytes, encodeBytes, jsonBytes, readInput, writeOutput, type Encoding } from './cli/io.js';
+import { OPERATIONS, type OpResult, type OperationSpec } from './cli/operations.js';
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+const USERNAME = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$/;
+const NO_ARGV_PASSWORD = /^-{1,2}(password|passwd|pass|pw)(=.*)?$/i;
+
+const HELP_NOTES = `Credentials: the user is --user or $VHSM_USER. The password is asked on the
+terminal (no echo; on /dev/tty when stdin carries data), or read from the first
+line of --password-file FILE or of stdin (--password-stdin). It is never taken
+from the command line or the environment.
+
+Data: commands that take data read --in FILE, or stdin when --in is absent or
+'-' (raw bytes; --in-encoding hex|base64 to decode). Binary results are
+written as hex with a newline unless --encoding base64|raw; --sig/--mac files
+are read in the same --encoding, so sign and verify round-trip. --out FILE
+writes the result (or the --json object) there instead of stdout.
+
+--json prints one JSON object: the result, or {"error":{"code","message","exitCode"}}.`;
+
+interface GlobalArgs {
+  user?: string;
+  passwordFile?: string;
+  passwordStdin?: boolean;
+  json: boolean;
+  timeoutMs: number;
+  encoding?: Encoding;
+  in?: string;
+  inEncoding?: Encoding;
+  out?: string;
+  key?: string;
+  id?: string;
+}
+
+/** --json was asked for (also when the command line failed to parse). */
+const wantsJson = (): boolean => process.argv.slice(2).includes('--json');
+
+function jsonText(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+function passwordSource(args: GlobalArgs): PasswordSource {
+  if (args.passwordFile !== undefined && args.passwordStdin) throw usageError('give at most one of --password-file and --password-stdin');
+  return { passwordFile: args.passwordFile, passwordStdin: args.passwordStdin, promptOnDevTty: true };
+}
+
+function resolveUser(args: GlobalArgs): string {
+  const user = args.user ?? process.env.VHSM_USER;
+  if (user === undefined || user === '') throw usageError('no user: give --user NAME or set VHSM_USER');
+  if (!USERNAME.test(user)) throw usageError('user names match [A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}');
+  return user;
+}
+
+function checkTimeout(value: unknown): number {
+  const ms = Number(value);
+  if (!Number.isInteger(ms) || ms < 100 || ms > 3_600_000) throw usageError('--timeout-ms is 100..3600000');
+  return ms;
+}
+
+/** Reads the row's inputs before connecting, so bad files fail fast and without a password prompt. */
+async function readInputs(
+  spec: OperationSpec,
+  args: GlobalArgs,
+  source: PasswordSource,
+): Promise<{ data: Uint8Array; files: Record<string, Uint8Array>; stdinUsed: boolean }> {
+  const stdinTakers: string[] = [];
+  if (source.passwordStdin) stdinTakers.push('--password-stdin');
+  const dataPath = spec.data ? (args.in ?? '-') : undefined;
+  if (dataPath === '-') stdinTakers.push(args.in === undefined ? 'the data (no --in given)' : '--in -');
+  for (const name of Object.keys(spec.files ?? {})) {
+    if ((args as unknown as Record<string, unknown>)[name] === '-') stdinTakers.push(`--${name} -`);
+  }
+  if (stdinTakers.length > 1) {
+    throw usageError(`only one input can come from standard input (here: ${stdinTakers.join(' and ')}): give the others as files (--in FILE)`);
+  }
+
+  let data: Uint8Array = new Uint8Array(0);
+  if (dataPath !== undefined) {
+    data = decodeBytes(await readInput(dataPath, 'data'), args.inEncoding ?? 'raw', 'data');
+    if (data.length > MAX_DATA_BYTES) throw inputError(`the data is ${data.length} bytes: one request carries at most ${MAX_DATA_BYTES} bytes`);
+  }
+  const files: Record<string, Uint8Array> = {};
+  for (const [name, what] of Object.entries(spec.files ?? {})) {
+    const path = String((args as unknown as Record<string, unknown>)[name]);
+    files[name] = decodeBytes(await readInput(path, what), args.encoding ?? 'hex', what);
+  }
+  return { data, files, stdinUsed: stdinTakers.length > 0 && !source.passwordStdin };
+}
+
+/** Connect, log in, run the row, log out, close. */
+async function withSession<T>(args: GlobalArgs, user: string, source: PasswordSource, fn: (session: VhsmSession) => Promise<T>): Promise<T> {
+  // Loaded here, not at the top: protobufjs and the addon cost seconds under emulation, and --help needs neither.
+  const [{ VhsmClient }, { openNetlinkClient }] = await Promise.all([import('../client/index.js'), import('../transport/netlink-client.js')]);
+  const transport = await openNetlinkClient({ timeoutMs: args.timeoutMs });
+  const client = await VhsmClient.connect(transport, { timeoutMs: args.timeoutMs });
+  try {
+    const [password] = await readPasswords(source, [{ label: `Password for ${user}` }]);
+    let session: VhsmSession;
+    try {
+      session = await client.login(user, password!);
+    } finally {
+      password!.fill(0);
+    }
+    try {
+      return await fn(session);
+    } finally {
+      await session.logout({ timeoutMs: 2_000 }).catch(() => undefined);
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+function emit(result: OpResult, args: GlobalArgs): number {
+  const encoding = args.encoding ?? 'hex';
+  const secret = result.kind !== 'verdict' && result.secret === true;
+  if (result.kind === 'verdict') {
+    const output = args.json ? jsonText({ ...result.json, valid: result.valid }) : `${result.valid ? 'valid' : 'INVALID'}\n`;
+    writeOutput(args.out, Buffer.from(output));
+    return result.valid ? VHSM_EXIT.OK : VHSM_EXIT.FAILURE;
+  }
+  if (args.json) {
+    const value = result.kind === 'bytes' ? { ...result.json, [result.field]: jsonBytes(result.bytes, encoding), encoding: encoding === 'base64' ? 'base64' : 'hex' } : result.json;
+    writeOutput(args.out, Buffer.from(jsonText(value)), secret);
+  } else {
+    writeOutput(args.out, result.kind === 'bytes' ? encodeBytes(result.bytes, encoding) : Buffer.from(`${result.text}\n`), secret);
+  }
+  return VHSM_EXIT.OK;
+}
+
+async function execute(spec: OperationSpec, args: GlobalArgs): Promise<void> {
+  const context: FailureContext = { user: args.user ?? process.env.VHSM_USER, keyId: args.key ?? args.id, timeoutMs: args.timeoutMs };
+  try {
+    checkTimeout(args.timeoutMs);
+    const user = resolveUser(args);
+    const source = passwordSource(args);
+    if (spec.binaryOutput && args.json && args.encoding === 'raw') throw usageError('--encoding raw cannot go into --json: use hex or base64');
+    const { data, files, stdinUsed } = await readInputs(spec, args, source);
+    const result = await withSession(args, user, { ...source, stdinInUse: stdinUsed }, (session) =>
+      spec.run({ session, args: args as unknown as Record<string, unknown>, data, files, encoding: args.encoding ?? 'hex' }),
+    );
+    process.exitCode = emit(result, args);
+  } catch (error) {
+    throw toCliError(error, context);
+  }
+}
+
+function register(y: Argv, spec: OperationSpec): Argv {
+  return y.command(
+    [spec.command, ...(spec.aliases ?? [])],
+    spec.describe,
+    (c) => {
+      let builder = c as Argv;
+      if (spec.command.includes('<key>')) builder = builder.positional('key', { type: 'string', describe: 'key id' });
+      for (const [name, options] of Object.entries(spec.positionals ?? {})) builder = builder.positional(name, options);
+      for (const [name, options] of Object.entries(spec.options ?? {})) builder = builder.option(name, options);
+      if (spec.data) {
+        builder = builder
+          .option('in', { alias: 'i', type: 'string', describe: `${spec.data}: a file, or - for stdin (default stdin)` })
+          .option('in-encoding', { choices: ENCODINGS, default: 'raw', describe: 'how the data is encoded' });
+      }
+      for (const [name, what] of Object.entries(spec.files ?? {})) {
+        builder = builder.option(name, { type: 'string', demandOption: true, describe: `${what}: a file (or -), in --encoding` });
+      }
+      if (spec.binaryOutput || spec.files) {
+        builder = builder.option('encoding', { alias: 'e', choices: ENCODINGS, default: 'hex', describe: 'binary output and --sig/--mac files: hex, base64 or raw' });
+      }
+      for (const [command, description] of spec.examples ?? []) builder = builder.example(command, description);
+      return builder;
+    },
+    (args) => execute(spec, args as unknown as GlobalArgs),
+  );
+}
+
+function buildCli(argv: string[]): Argv {
+  let cli: Argv = yargs(argv)
+    .scriptName('vhsm')
+    .usage('$0 <command> [options]\n\nUses keys held by the VHSM server, from a client container.')
+    .option('user', { alias: 'u', type: 'string', describe: 'VHSM user (default $VHSM_USER)' })
+    .option('password-file', { type: 'string', describe: 'read the password from the first line of this file' })
+    .option('password-stdin', { type: 'boolean', describe: 'read the password from the first line of stdin' })
+    .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
+    .option('out', { alias: 'o', type: 'string', describe: 'write the result to this file instead of stdout' })
+    .option('timeout-ms', { type: 'number', default: DEFAULT_TIMEOUT_MS, describe: 'per-request deadline' });
+  for (const spec of OPERATIONS.filter((s) => s.group === undefined)) cli = register(cli, spec);
+  const keyRows = OPERATIONS.filter((s) => s.group === 'keys');
+  cli = cli.command('keys', 'manage keys: list, generate, import, info, pubkey, export, delete', (y) => {
+    let keys = y as Argv;
+    for (const spec of keyRows) keys = register(keys, spec);
+    return keys.demandCommand(1, `name a keys command: ${keyRows.map((s) => s.command.split(' ')[0]).join(', ')}`);
+  });
+  return cli
+    .demandCommand(1, 'name a command (see --help)')
+    .strict()
+    .epilogue(`${HELP_NOTES}\n\n${VHSM_EXIT_CODES_HELP}`)
+    .wrap(Math.min(100, process.stdout.columns ?? 100))
+    .fail((message, error) => {
+      throw error ?? usageError(message);
+    })
+    .help()
+    .version(false);
+}
+
+function report(error: CliError): void {
+  process.stderr.write(`vhsm: ${error.message}\n`);
+  if (error.exitCode === VHSM_EXIT.USAGE && error.code === 'USAGE') process.stderr.write("Try 'vhsm --help'.\n");
+  if (wantsJson()) {
+    const detail = { code: error.code, message: error.message, exitCode: error.exitCode, ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }) };
+    process.stdout.write(jsonText({ error: detail }));
+  }
+  process.exitCode = error.exitCode;
+}
+
+// `vhsm keys list | head -1`: a reader that went away is not an error worth a stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
+const argv = hideBin(process.argv);
+try {
+  // Refuse a password on the command line before yargs can echo it in an "unknown argument" message.
+  if (argv.some((arg) => NO_ARGV_PASSWORD.test(arg))) {
+    throw usageError('passwords are never taken from the command line: use the prompt, --password-file FILE or --password-stdin');
+  }
+  await buildCli(argv).parseAsync();
+} catch (error) {
+  report(toCliError(error));
+}
