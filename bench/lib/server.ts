@@ -1,0 +1,76 @@
+/**
+ * A VHSM server for the host benchmarks: a fresh DB file (on disk, or on
+ * tmpfs to see what the audit's fsync costs), users created up front, the
+ * in-memory transport, and clients stamped with chosen identities — the
+ * same wiring as test/host/helpers/fixture.ts.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { VhsmClient } from '../../client/index.js';
+import { VhsmServer, type VhsmServerOptions } from '../../server/server.js';
+import { Store } from '../../server/storage.js';
+import { createUser } from '../../server/users.js';
+import { MemoryTransportHub } from '../../transport/memory.js';
+import type { ClientTransport, SenderIdentity } from '../../transport/types.js';
+
+export interface BenchUser {
+  readonly name: string;
+  readonly password: string;
+  readonly ctids: readonly number[];
+  readonly iterations: number;
+}
+
+/** Where the DB lives: 'disk' = the OS temp dir (ext4 here), 'tmpfs' = /dev/shm (fsync is free). */
+export type DbMedium = 'disk' | 'tmpfs';
+
+export interface BenchServer {
+  readonly hub: MemoryTransportHub;
+  readonly server: VhsmServer;
+  readonly dbPath: string;
+  /** A raw transport stamped as (ctid, pid). */
+  transport(ctid: number, pid?: number): ClientTransport;
+  client(ctid: number, pid?: number): Promise<VhsmClient>;
+  close(): Promise<void>;
+}
+
+export function identity(ctid: number, pid = 4242): SenderIdentity {
+  return { ctid, netnsCookie: BigInt(ctid) * 1000n + 7n, pid, uid: 0, gid: 0 };
+}
+
+export async function startBenchServer(
+  medium: DbMedium,
+  users: readonly BenchUser[],
+  options: Partial<Omit<VhsmServerOptions, 'storagePath'>> = {},
+): Promise<BenchServer> {
+  const dir = mkdtempSync(join(medium === 'tmpfs' ? '/dev/shm' : tmpdir(), 'vhsm-bench-'));
+  const dbPath = join(dir, 'vhsm.db');
+  const store = Store.open(dbPath, { create: true });
+  try {
+    for (const user of users) {
+      await createUser(store, { name: user.name, password: Buffer.from(user.password), iterations: user.iterations, ctids: [...user.ctids], nowMs: Date.now() });
+    }
+  } finally {
+    store.close();
+  }
+  const hub = new MemoryTransportHub();
+  const server = await VhsmServer.open({ ...options, storagePath: dbPath });
+  server.serve(hub.createServerTransport());
+  const clients: VhsmClient[] = [];
+  return {
+    hub,
+    server,
+    dbPath,
+    transport: (ctid, pid) => hub.connect(identity(ctid, pid)),
+    async client(ctid, pid) {
+      const client = await VhsmClient.connect(hub.connect(identity(ctid, pid)), { timeoutMs: 120_000 });
+      clients.push(client);
+      return client;
+    },
+    async close() {
+      await Promise.allSettled(clients.map((client) => client.close()));
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

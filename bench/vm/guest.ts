@@ -1,0 +1,117 @@
+/**
+ * Benchmark section 2, run inside the test VM (scripts/bench.mjs boots it
+ * once with vm/vm.mjs runInVm): requests through vhsm_transport.ko between
+ * real processes in network namespaces.
+ *
+ *   1. Echo: the module loaded, test/vm/agents/echo-server in the VHSM netns
+ *      answering every request with its payload — the kernel route alone
+ *      (client socket → module → server socket → module → client socket).
+ *   2. VHSM: the real vhsm-server binary (DB on the VM's tmpfs /tmp) and
+ *      P-256 signatures through the client library.
+ * Both with 1, 8 and 64 clients spread over 4 containers (one agent process
+ * per container, one socket and session per client, one request at a time
+ * per client). The transport's share of a signature's cost is the echo round
+ * trip over the sign round trip (p50, 1 client), and the throughput ratio
+ * sign / echo at each client count.
+ *
+ *   node dist/bench/vm/guest.js '{"quick": false}'   (as root, in the VM)
+ */
+import { Agent } from '../../test/vm/lib/netns.js';
+import { VhsmWorld } from '../../test/vm/lib/vhsm-world.js';
+import { World } from '../../test/vm/lib/world.js';
+import { options, progress, result, runMain } from '../lib/measure.js';
+
+const opts = options({ quick: false, clients: [1, 8, 64] });
+const WARM_MS = opts.quick ? 300 : 500;
+const MS = opts.quick ? 1000 : 2000;
+const CONTAINERS: Record<string, number> = { ct1: 301, ct2: 302, ct3: 303, ct4: 304 };
+const NAMES = Object.keys(CONTAINERS);
+const USER = { name: 'bench', password: 'bench password in the vm', ctids: Object.values(CONTAINERS) };
+const MAX_CLIENTS = Math.max(...opts.clients);
+
+/** `n` clients over 4 containers, as evenly as possible (1 → [1,0,0,0]). */
+function spread(n: number): number[] {
+  return NAMES.map((_, i) => Math.floor(n / NAMES.length) + (i < n % NAMES.length ? 1 : 0));
+}
+
+interface LoadResult {
+  readonly clients: number;
+  readonly perSecond: number;
+  readonly p50: number;
+  readonly p99: number;
+}
+
+async function load(agents: Agent[], clients: number, keyId?: string): Promise<LoadResult> {
+  const counts = spread(clients);
+  const answers = await Promise.all(
+    agents.map(async (agent, i) => {
+      if (counts[i] === 0) return undefined;
+      agent.send({ cmd: 'load', clients: counts[i], keyId, warmMs: WARM_MS, ms: MS });
+      return agent.expect<{ ops: number; seconds: number; p50: number; p99: number }>('load', 120_000);
+    }),
+  );
+  const got = answers.filter((a) => a !== undefined);
+  const perSecond = got.reduce((sum, a) => sum + a.ops / a.seconds, 0);
+  // Latency percentiles: the worst agent's (they run the same load).
+  return { clients, perSecond, p50: Math.max(...got.map((a) => a.p50)), p99: Math.max(...got.map((a) => a.p99)) };
+}
+
+async function openAgents(world: World, kind: 'echo' | 'vhsm'): Promise<Agent[]> {
+  const perAgent = Math.max(...spread(MAX_CLIENTS));
+  const agents = NAMES.map((ns) => world.agent(ns, 'dist/bench/vm/agent.js'));
+  await Promise.all(agents.map((agent) => agent.expect('ready')));
+  for (const agent of agents) agent.send({ cmd: 'open', kind, clients: perAgent, user: USER.name, password: USER.password });
+  await Promise.all(agents.map((agent) => agent.expect('opened', 300_000)));
+  return agents;
+}
+
+async function main(): Promise<void> {
+  const echo: LoadResult[] = [];
+  const sign: LoadResult[] = [];
+
+  progress('vm: echo server through the module');
+  const world = await World.create(CONTAINERS);
+  try {
+    await world.echoServer();
+    const agents = await openAgents(world, 'echo');
+    for (const clients of opts.clients) {
+      progress(`vm: echo, ${clients} client(s)`);
+      echo.push(await load(agents, clients));
+    }
+  } finally {
+    await world.destroy();
+  }
+
+  progress('vm: vhsm-server through the module');
+  const vw = await VhsmWorld.create({ clients: CONTAINERS, users: [USER] });
+  try {
+    const agents = await openAgents(vw.world, 'vhsm');
+    agents[0]!.send({ cmd: 'genkey' });
+    const { keyId } = await agents[0]!.expect<{ keyId: string }>('key');
+    for (const clients of opts.clients) {
+      progress(`vm: P-256 sign, ${clients} client(s)`);
+      sign.push(await load(agents, clients, keyId));
+    }
+  } finally {
+    await vw.destroy();
+  }
+
+  const one = (rows: LoadResult[]): LoadResult | undefined => rows.find((r) => r.clients === 1);
+  const echo1 = one(echo);
+  const sign1 = one(sign);
+  result('vm', {
+    windowMs: MS,
+    echo,
+    sign,
+    nullRoundTripP50Ms: echo1?.p50,
+    signRoundTripP50Ms: sign1?.p50,
+    transportShareP50: echo1 && sign1 ? echo1.p50 / sign1.p50 : undefined,
+    throughputRatios: opts.clients.map((clients) => {
+      const e = echo.find((r) => r.clients === clients);
+      const s = sign.find((r) => r.clients === clients);
+      return { clients, signOverEcho: e && s ? s.perSecond / e.perSecond : undefined };
+    }),
+  });
+}
+
+runMain('vm', main);
