@@ -76,6 +76,9 @@ export async function runInVm({
   const outDir = join(cacheDir, 'runs', runId);
   mkdirSync(outDir, { recursive: true });
 
+  // The guest mounts tmpfs on /tmp and /run, hiding whatever the host keeps
+  // there: a checkout under them (CI clones into /tmp) gets its own share.
+  const shadowed = /^\/(tmp|run)(\/|$)/.test(cwd);
   const exports = Object.entries({ VHSM_IN_VM: '1', VHSM_KERNEL: kernel, ...env })
     .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
     .join('\n');
@@ -89,6 +92,7 @@ ${exports}
 mount -t devpts devpts /dev/pts -o mode=620 2>/dev/null
 mkdir -p /dev/shm && mount -t tmpfs tmpfs /dev/shm
 ip link set lo up
+${shadowed ? `mkdir -p ${shellQuote(cwd)} && mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 repo ${shellQuote(cwd)}` : ''}
 echo booted > /tmp/vhsm-out/booted
 cd ${shellQuote(cwd)} && ( ${command} ) > /tmp/vhsm-out/output.log 2>&1
 echo $? > /tmp/vhsm-out/status
@@ -105,6 +109,7 @@ sync
     '-append', 'console=ttyS0 panic=-1 quiet loglevel=4 oops=panic',
     '-virtfs', 'local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap',
     '-virtfs', `local,path=${outDir},mount_tag=out,security_model=none,multidevs=remap`,
+    ...(shadowed ? ['-virtfs', `local,path=${cwd},mount_tag=repo,security_model=none,readonly=on,multidevs=remap`] : []),
     '-nic', 'none',
   ];
   const started = Date.now();
