@@ -9,7 +9,11 @@
  *   vhsm keys import --type ec-p256 --format pkcs8-der --in key.pem
  *   vhsm sign KEY --in data [--encoding raw --out sig]
  *   vhsm verify KEY --in data --sig sig          (exit 0 valid, 1 invalid)
- *   vhsm mac KEY | verify-mac KEY --mac FILE | digest
+ *   vhsm mac KEY | verify-mac KEY --mac FILE | digest    (any size: streamed)
+ *   vhsm encrypt KEY [--aad HEX | --aad-file F] | decrypt KEY   (nonce‖ciphertext‖tag)
+ *   vhsm agree KEY --peer PUB.pem | derive KEY --type T [--salt HEX --info HEX]
+ *   vhsm random N
+ *   vhsm keys wrapping-key | import-wrapped --in FILE | export-wrapped KEY --to PUB.pem
  *
  * The user comes from --user or $VHSM_USER; the password from a prompt on
  * the terminal (no echo), --password-file FILE or --password-stdin; never
@@ -19,11 +23,26 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { VhsmSession } from '../client/index.js';
+// Light: stream.ts needs no protobufjs (the full client library is loaded on connect).
+import { STREAM_CHUNK_BYTES } from '../client/stream.js';
 import { readPasswords, type PasswordSource } from './common/password.js';
 import { CliError, inputError, toCliError, usageError, type FailureContext } from './cli/errors.js';
 import { VHSM_EXIT, VHSM_EXIT_CODES_HELP } from './cli/exit-codes.js';
-import { ENCODINGS, MAX_DATA_BYTES, decodeBytes, encodeBytes, jsonBytes, readInput, writeOutput, type Encoding } from './cli/io.js';
-import { OPERATIONS, type OpResult, type OperationSpec } from './cli/operations.js';
+import {
+  ENCODINGS,
+  MAX_DATA_BYTES,
+  MAX_ENCODED_STREAM_BYTES,
+  completeInput,
+  decodeBytes,
+  encodeBytes,
+  jsonBytes,
+  openInputChunks,
+  readInput,
+  writeOutput,
+  type DataInput,
+  type Encoding,
+} from './cli/io.js';
+import { OPERATIONS, fileInput, type OpResult, type OperationSpec } from './cli/operations.js';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 const USERNAME = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$/;
@@ -35,10 +54,14 @@ line of --password-file FILE or of stdin (--password-stdin). It is never taken
 from the command line or the environment.
 
 Data: commands that take data read --in FILE, or stdin when --in is absent or
-'-' (raw bytes; --in-encoding hex|base64 to decode). Binary results are
-written as hex with a newline unless --encoding base64|raw; --sig/--mac files
-are read in the same --encoding, so sign and verify round-trip. --out FILE
-writes the result (or the --json object) there instead of stdout.
+'-' (raw bytes; --in-encoding hex|base64 to decode). One request carries at
+most 32 KiB; digest, mac and verify-mac take any size (streamed). Binary
+results are written as hex with a newline unless --encoding base64|raw;
+--sig/--mac files are read in the same --encoding, so sign and verify
+round-trip. Key files (--peer, --to) and --aad-file are read as they are.
+encrypt writes nonce‖ciphertext‖tag (RSA-OAEP: the ciphertext), or with
+--json {nonce, ciphertext, tag}; decrypt reads either (--in-format).
+--out FILE writes the result (or the --json object) there instead of stdout.
 
 --json prints one JSON object: the result, or {"error":{"code","message","exitCode"}}.`;
 
@@ -86,29 +109,36 @@ async function readInputs(
   spec: OperationSpec,
   args: GlobalArgs,
   source: PasswordSource,
-): Promise<{ data: Uint8Array; files: Record<string, Uint8Array>; stdinUsed: boolean }> {
+): Promise<{ input: DataInput; files: Record<string, Uint8Array>; stdinUsed: boolean }> {
+  const argv = args as unknown as Record<string, unknown>;
   const stdinTakers: string[] = [];
   if (source.passwordStdin) stdinTakers.push('--password-stdin');
   const dataPath = spec.data ? (args.in ?? '-') : undefined;
   if (dataPath === '-') stdinTakers.push(args.in === undefined ? 'the data (no --in given)' : '--in -');
   for (const name of Object.keys(spec.files ?? {})) {
-    if ((args as unknown as Record<string, unknown>)[name] === '-') stdinTakers.push(`--${name} -`);
+    if (argv[name] === '-') stdinTakers.push(`--${name} -`);
   }
   if (stdinTakers.length > 1) {
     throw usageError(`only one input can come from standard input (here: ${stdinTakers.join(' and ')}): give the others as files (--in FILE)`);
   }
 
-  let data: Uint8Array = new Uint8Array(0);
-  if (dataPath !== undefined) {
-    data = decodeBytes(await readInput(dataPath, 'data'), args.inEncoding ?? 'raw', 'data');
-    if (data.length > MAX_DATA_BYTES) throw inputError(`the data is ${data.length} bytes: one request carries at most ${MAX_DATA_BYTES} bytes`);
+  const inEncoding = args.inEncoding ?? 'raw';
+  let input: DataInput = completeInput(new Uint8Array(0));
+  if (dataPath !== undefined && spec.stream && inEncoding === 'raw') {
+    input = await openInputChunks(dataPath, 'data', STREAM_CHUNK_BYTES);
+  } else if (dataPath !== undefined) {
+    const data = decodeBytes(await readInput(dataPath, 'data', spec.stream ? MAX_ENCODED_STREAM_BYTES : undefined), inEncoding, 'data');
+    if (!spec.stream && data.length > MAX_DATA_BYTES) throw inputError(`the data is ${data.length} bytes: one request carries at most ${MAX_DATA_BYTES} bytes`);
+    input = completeInput(data);
   }
   const files: Record<string, Uint8Array> = {};
-  for (const [name, what] of Object.entries(spec.files ?? {})) {
-    const path = String((args as unknown as Record<string, unknown>)[name]);
-    files[name] = decodeBytes(await readInput(path, what), args.encoding ?? 'hex', what);
+  for (const [name, file] of Object.entries(spec.files ?? {})) {
+    const { what, asIs } = fileInput(file);
+    if (argv[name] === undefined) continue;
+    const bytes = await readInput(String(argv[name]), what);
+    files[name] = asIs ? bytes : decodeBytes(bytes, args.encoding ?? 'hex', what);
   }
-  return { data, files, stdinUsed: stdinTakers.length > 0 && !source.passwordStdin };
+  return { input, files, stdinUsed: stdinTakers.length > 0 && !source.passwordStdin };
 }
 
 /** Connect, log in, run the row, log out, close. */
@@ -144,7 +174,9 @@ function emit(result: OpResult, args: GlobalArgs): number {
     return result.valid ? VHSM_EXIT.OK : VHSM_EXIT.FAILURE;
   }
   if (args.json) {
-    const value = result.kind === 'bytes' ? { ...result.json, [result.field]: jsonBytes(result.bytes, encoding), encoding: encoding === 'base64' ? 'base64' : 'hex' } : result.json;
+    const fields = result.kind === 'bytes' ? (result.jsonFields ?? { [result.field]: result.bytes }) : {};
+    const encoded = Object.fromEntries(Object.entries(fields).map(([name, value]) => [name, jsonBytes(value, encoding)]));
+    const value = result.kind === 'bytes' ? { ...result.json, ...encoded, encoding: encoding === 'base64' ? 'base64' : 'hex' } : result.json;
     writeOutput(args.out, Buffer.from(jsonText(value)), secret);
   } else {
     writeOutput(args.out, result.kind === 'bytes' ? encodeBytes(result.bytes, encoding) : Buffer.from(`${result.text}\n`), secret);
@@ -159,9 +191,10 @@ async function execute(spec: OperationSpec, args: GlobalArgs): Promise<void> {
     const user = resolveUser(args);
     const source = passwordSource(args);
     if (spec.binaryOutput && args.json && args.encoding === 'raw') throw usageError('--encoding raw cannot go into --json: use hex or base64');
-    const { data, files, stdinUsed } = await readInputs(spec, args, source);
+    const { input, files, stdinUsed } = await readInputs(spec, args, source);
+    const data = input.complete ? input.head : new Uint8Array(0);
     const result = await withSession(args, user, { ...source, stdinInUse: stdinUsed }, (session) =>
-      spec.run({ session, args: args as unknown as Record<string, unknown>, data, files, encoding: args.encoding ?? 'hex' }),
+      spec.run({ session, args: args as unknown as Record<string, unknown>, data, input, files, encoding: args.encoding ?? 'hex' }),
     );
     process.exitCode = emit(result, args);
   } catch (error) {
@@ -183,10 +216,11 @@ function register(y: Argv, spec: OperationSpec): Argv {
           .option('in', { alias: 'i', type: 'string', describe: `${spec.data}: a file, or - for stdin (default stdin)` })
           .option('in-encoding', { choices: ENCODINGS, default: 'raw', describe: 'how the data is encoded' });
       }
-      for (const [name, what] of Object.entries(spec.files ?? {})) {
-        builder = builder.option(name, { type: 'string', demandOption: true, describe: `${what}: a file (or -), in --encoding` });
+      for (const [name, file] of Object.entries(spec.files ?? {})) {
+        const { what, asIs, required } = fileInput(file);
+        builder = builder.option(name, { type: 'string', demandOption: required, describe: `${what}: a file (or -)${asIs ? '' : ', in --encoding'}` });
       }
-      if (spec.binaryOutput || spec.files) {
+      if (spec.binaryOutput || Object.values(spec.files ?? {}).some((file) => !fileInput(file).asIs)) {
         builder = builder.option('encoding', { alias: 'e', choices: ENCODINGS, default: 'hex', describe: 'binary output and --sig/--mac files: hex, base64 or raw' });
       }
       for (const [command, description] of spec.examples ?? []) builder = builder.example(command, description);
@@ -208,10 +242,11 @@ function buildCli(argv: string[]): Argv {
     .option('timeout-ms', { type: 'number', default: DEFAULT_TIMEOUT_MS, describe: 'per-request deadline' });
   for (const spec of OPERATIONS.filter((s) => s.group === undefined)) cli = register(cli, spec);
   const keyRows = OPERATIONS.filter((s) => s.group === 'keys');
-  cli = cli.command('keys', 'manage keys: list, generate, import, info, pubkey, export, delete', (y) => {
+  const keyCommands = keyRows.map((s) => s.command.split(' ')[0]).join(', ');
+  cli = cli.command('keys', `manage keys: ${keyCommands}`, (y) => {
     let keys = y as Argv;
     for (const spec of keyRows) keys = register(keys, spec);
-    return keys.demandCommand(1, `name a keys command: ${keyRows.map((s) => s.command.split(' ')[0]).join(', ')}`);
+    return keys.demandCommand(1, `name a keys command: ${keyCommands}`);
   });
   return cli
     .demandCommand(1, 'name a command (see --help)')

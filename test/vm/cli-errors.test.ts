@@ -154,8 +154,8 @@ t.test('vhsm CLI failures through the module', async (t) => {
     const notB64 = await alice(['digest', '--in-encoding', 'base64'], 'not*base64!');
     t.equal(notB64.status, 2, 'data that is not base64: exit 2');
     t.match(notB64.stderr, /data is not valid base64/);
-    const tooBig = await alice(['digest', '--in', vw.file('big.bin', Buffer.alloc(40_000, 7))]);
-    t.equal(tooBig.status, 2, 'data over the 32 KiB request limit: exit 2');
+    const tooBig = await alice(['sign', 'k1', '--in', vw.file('big.bin', Buffer.alloc(40_000, 7))]);
+    t.equal(tooBig.status, 2, 'data over the 32 KiB request limit for a one-message operation (digest and mac stream): exit 2');
     t.match(tooBig.stderr, /at most 32768 bytes/);
     const twoStdins = await vw.vhsm('ct101', ['-u', 'alice', '--password-stdin', 'digest'], { input: `${ALICE.password}\nsome data` });
     t.equal(twoStdins.status, 2, 'password and data both on stdin: exit 2');

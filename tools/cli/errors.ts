@@ -120,6 +120,13 @@ function fromVhsmError(error: CodedError, context: FailureContext): CliError {
       return make(VHSM_EXIT.REFUSED, `the server does not support this algorithm: ${detail}`);
     case 'INVALID_ARGUMENT':
       return make(VHSM_EXIT.USAGE, `the server refused the request as invalid: ${detail}`);
+    case 'DECRYPT_FAILED':
+      return make(
+        VHSM_EXIT.DECRYPT_FAILED,
+        `decryption failed (${detail}): the data was tampered with or truncated, is for another key, or needs other --aad; nothing was released or stored`,
+      );
+    case 'STREAM_NOT_FOUND':
+      return make(VHSM_EXIT.FAILURE, `the server dropped the streaming context (${detail}): the input stalled for over 60 s or took over 15 min; retry`);
     case 'KEY_CORRUPTED':
       return make(VHSM_EXIT.STORAGE, `${key} failed its integrity check on the server: tell the VHSM admin (and run \`vhsm-admin audit verify\`)`);
 

@@ -37,6 +37,8 @@ export const VHSM_EXIT = {
   BUSY: 13,
   /** An input file could not be read or an output file could not be written. */
   IO: 14,
+  /** decrypt, keys import-wrapped: the input does not authenticate (tampered, wrong key, wrong AAD); nothing released or stored. */
+  DECRYPT_FAILED: 15,
 } as const;
 
 export const VHSM_EXIT_CODES_HELP = `Exit codes:
@@ -54,4 +56,6 @@ export const VHSM_EXIT_CODES_HELP = `Exit codes:
   11  too many failed logins: throttled or locked out
   12  the key does not allow this (usage, key type, algorithm, not extractable)
   13  the server is busy, stopping or at a limit: retry later
-  14  an input file cannot be read or an output file cannot be written`;
+  14  an input file cannot be read or an output file cannot be written
+  15  decrypt, keys import-wrapped: the data does not authenticate (tampered
+      or truncated, wrong key, wrong --aad): nothing released or stored`;
