@@ -8,9 +8,11 @@ cd "$(dirname "$0")/.."
 # The 6.1 kernel the test VM boots and its headers; the newest 6.12 headers
 # (the module must build and run there too: they pull in their kernel image,
 # and need dwarves for BTF); QEMU and busybox-static for the VM; openssl to
-# check signatures outside the server.
+# check signatures outside the server; dkms, lxc and shellcheck for the
+# packaging tests (DKMS install, real LXC start-host hooks, script lint).
 pkgs=(linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static
-      kmod cmake g++ make iproute2 util-linux openssl xz-utils zstd dwarves)
+      kmod cmake g++ make iproute2 util-linux openssl xz-utils zstd dwarves
+      dkms lxc shellcheck)
 headers612() {
   apt-cache search --names-only '^linux-headers-6\.12\.[0-9]+\+deb12-amd64$' 2>/dev/null | awk '{print $1}' | sort -V | tail -n 1
 }
