@@ -100,6 +100,14 @@ for ct in "${CONTAINERS[@]}"; do
 done
 modprobe overlay 2>/dev/null || true
 
+# A checkout under /tmp or /run (CI clones into /tmp) would be hidden by the
+# containers' own tmpfs there: bind it back in, read-only.
+repo_mount_entry() {
+  case "$REPO" in
+  /tmp/* | /run/*) echo "lxc.mount.entry = $REPO ${REPO#/} none bind,ro,create=dir 0 0" ;;
+  esac
+}
+
 # --- containers --------------------------------------------------------------
 # app2 uses LXC's old hook calling convention (version 0: NAME SECTION TYPE as
 # arguments), the others version 1 (environment only): the hook takes both.
@@ -115,6 +123,7 @@ lxc.net.0.type = empty
 lxc.mount.auto = proc:mixed sys:ro cgroup:mixed
 lxc.mount.entry = tmpfs tmp tmpfs defaults,create=dir 0 0
 lxc.mount.entry = tmpfs run tmpfs defaults,create=dir 0 0
+$(repo_mount_entry)
 lxc.autodev = 1
 lxc.console.path = none
 lxc.tty.max = 0
