@@ -21,9 +21,20 @@ import { performance } from 'node:perf_hooks';
 import type { VhsmClient } from '../client/index.js';
 import { Latencies, options, progress, result, round3, runMain, sleep, type LatencySummary } from './lib/measure.js';
 import { flood, rawLogin, signRequest } from './lib/raw-client.js';
+import type { Durability } from '../server/group-commit.js';
 import { startBenchServer, type BenchUser, type DbMedium } from './lib/server.js';
 
-const opts = options({ quick: false, floodInFlight: 256, logins: 4, maxInFlightPerContainer: 0, maxConcurrentKdf: 0, medium: 'disk' as DbMedium, label: 'default' });
+const opts = options({
+  quick: false,
+  floodInFlight: 256,
+  logins: 4,
+  maxInFlightPerContainer: 0,
+  maxInFlightPerContainerShared: 0,
+  maxConcurrentKdf: 0,
+  durability: 'changes' as Durability,
+  medium: 'disk' as DbMedium,
+  label: 'default',
+});
 const PHASE_MS = opts.quick ? 1500 : 3000;
 const RAMP_MS = 300;
 
@@ -37,7 +48,11 @@ const LOGIN_USER: BenchUser = { name: 'login600k', password: 'login benchmark pa
 async function main(): Promise<void> {
   progress(`fairness (${opts.label}): starting the server (DB on ${opts.medium}, PBKDF2 600k)`);
   const server = await startBenchServer(opts.medium, [SIGNER, LOGIN_USER], {
-    ...(opts.maxInFlightPerContainer ? { fairness: { maxInFlightPerContainer: opts.maxInFlightPerContainer } } : {}),
+    durability: opts.durability,
+    fairness: {
+      ...(opts.maxInFlightPerContainer ? { maxInFlightPerContainer: opts.maxInFlightPerContainer } : {}),
+      ...(opts.maxInFlightPerContainerShared ? { maxInFlightPerContainerShared: opts.maxInFlightPerContainerShared } : {}),
+    },
     ...(opts.maxConcurrentKdf ? { maxConcurrentKdf: opts.maxConcurrentKdf } : {}),
   });
   const victimClient = await server.client(VICTIM_CTID, 100);
@@ -98,8 +113,10 @@ async function main(): Promise<void> {
   result('fairness', {
     label: opts.label,
     medium: opts.medium,
-    maxInFlightPerContainer: opts.maxInFlightPerContainer || 'default (128)',
-    maxConcurrentKdf: opts.maxConcurrentKdf || 'default (4)',
+    maxInFlightPerContainer: opts.maxInFlightPerContainer || 'default',
+    maxInFlightPerContainerShared: opts.maxInFlightPerContainerShared || 'default',
+    maxConcurrentKdf: opts.maxConcurrentKdf || 'default',
+    durability: opts.durability,
     phaseMs: PHASE_MS,
     quietBefore,
     quietAfter,

@@ -7,11 +7,12 @@
  *       overhead over its crypto;
  *   (b) the full VHSM path over the in-memory transport: client library →
  *       protobuf → server (fair scheduler, validation, session, key cache,
- *       crypto, audit group commit) → back, DB on disk; and the same with the
- *       DB on tmpfs (fsync costs nothing there) to separate durability from CPU;
+ *       crypto, audit group commit) → back, DB on disk; the same with the DB
+ *       on tmpfs (fsync costs nothing there) to separate the disk from CPU;
+ *       and on disk with durability 'all' (every reply waits for an fsync);
  *   (c) SoftHSM2 through PKCS#11 from a C driver (threads; processes for login).
  * Each (op, clients) cell runs its modes back to back, twice, interleaved
- * (a b b' c a b b' c), and keeps each mode's better sample: the machine is
+ * (a b b' b'' c a b b' b'' c), and keeps each mode's better sample: the machine is
  * shared, and noise only ever lowers a throughput.
  *
  *   node dist/bench/host.js '{"softhsm": {...}, "quick": false}'
@@ -33,6 +34,7 @@ import type { KeyTypeName } from '../client/types.js';
 import { closedLoop, fixedCount, options, progress, result, runMain, syncLoop, type Throughput, type Window } from './lib/measure.js';
 import { startBenchServer, type BenchServer, type BenchUser, type DbMedium } from './lib/server.js';
 import { SoftHsm, type SoftHsmOp, type SoftHsmSetup } from './lib/softhsm.js';
+import type { Durability } from '../server/group-commit.js';
 
 export const HOST_OPS = ['p256', 'ed25519', 'rsa2048', 'hmac1k', 'aesgcm1k', 'login'] as const;
 export type HostOp = (typeof HOST_OPS)[number];
@@ -41,7 +43,7 @@ const opts = options({
   softhsm: null as SoftHsmSetup | null,
   clients: [1, 2, 16],
   ops: [...HOST_OPS] as HostOp[],
-  media: ['disk', 'tmpfs'] as DbMedium[],
+  configs: ['disk', 'tmpfs', 'strict'] as VhsmConfigName[],
   quick: false,
 });
 
@@ -149,8 +151,20 @@ async function measureRaw(op: RawOp, clients: number, window: Window, isLogin: b
 
 // ---- (b) VHSM over the in-memory transport ----
 
+/**
+ * (b) the default server, DB on disk; (b') DB on tmpfs, where an fsync costs
+ * nothing, to separate CPU from the disk; (b'') DB on disk with
+ * durability 'all': every reply waits for its audit row's fsync.
+ */
+type VhsmConfigName = 'disk' | 'tmpfs' | 'strict';
+const VHSM_CONFIGS: Record<VhsmConfigName, { readonly column: string; readonly medium: DbMedium; readonly durability: Durability }> = {
+  disk: { column: 'b', medium: 'disk', durability: 'changes' },
+  tmpfs: { column: 'bTmpfs', medium: 'tmpfs', durability: 'changes' },
+  strict: { column: 'bStrict', medium: 'disk', durability: 'all' },
+};
+
 interface Vhsm {
-  readonly medium: DbMedium;
+  readonly config: VhsmConfigName;
   readonly server: BenchServer;
   readonly sessions: VhsmSession[];
   readonly loginClients: VhsmClient[];
@@ -167,8 +181,9 @@ const KEY_TYPE_OF: Record<Exclude<HostOp, 'login'>, string> = {
   aesgcm1k: 'aes-256',
 };
 
-async function startVhsm(medium: DbMedium): Promise<Vhsm> {
-  const server = await startBenchServer(medium, [BENCH_USER, LOGIN_USER]);
+async function startVhsm(config: VhsmConfigName): Promise<Vhsm> {
+  const { medium, durability } = VHSM_CONFIGS[config];
+  const server = await startBenchServer(medium, [BENCH_USER, LOGIN_USER], { durability });
   const sessions: VhsmSession[] = [];
   for (let i = 0; i < MAX_CLIENTS; i++) {
     const client = await server.client(1000 + i, 5000 + i);
@@ -178,7 +193,7 @@ async function startVhsm(medium: DbMedium): Promise<Vhsm> {
   for (let i = 0; i < MAX_CLIENTS; i++) loginClients.push(await server.client(1100 + i, 6000 + i));
   const keys: Partial<Record<HostOp, string>> = {};
   const unsupported: Partial<Record<HostOp, string>> = {};
-  const vhsm: Vhsm = { medium, server, sessions, loginClients, keys, unsupported };
+  const vhsm: Vhsm = { config, server, sessions, loginClients, keys, unsupported };
   for (const [op, type] of Object.entries(KEY_TYPE_OF) as [Exclude<HostOp, 'login'>, string][]) {
     if (!opts.ops.includes(op)) continue;
     try {
@@ -226,7 +241,7 @@ async function main(): Promise<void> {
   progress('host: preparing keys (raw, VHSM, SoftHSM)');
   const raw = rawOps();
   const vhsms: Vhsm[] = [];
-  for (const medium of opts.media) vhsms.push(await startVhsm(medium));
+  for (const config of opts.configs) vhsms.push(await startVhsm(config));
   let softhsm: SoftHsm | undefined;
   let softKeys: Record<string, boolean> = {};
   if (opts.softhsm) ({ softhsm, keys: softKeys } = await SoftHsm.start(opts.softhsm));
@@ -251,10 +266,10 @@ async function main(): Promise<void> {
         progress(`host ${done}/${cells}: ${op} × ${clients} client(s), round ${round + 1}/${rounds}`);
         samples.a!.push(await measureRaw(raw[op], clients, window, isLogin));
         for (const vhsm of vhsms) {
-          // Logins are PBKDF2-bound; the DB medium does not matter for them.
-          if (isLogin && vhsm.medium !== 'disk') continue;
+          // Logins are PBKDF2-bound; the DB medium and durability do not matter for them.
+          if (isLogin && vhsm.config !== 'disk') continue;
           if (!isLogin && vhsm.keys[op] === undefined) continue;
-          const name = vhsm.medium === 'disk' ? 'b' : 'bTmpfs';
+          const name = VHSM_CONFIGS[vhsm.config].column;
           const run = (client: number): Promise<unknown> => vhsmOp(vhsm, op, client);
           (samples[name] ??= []).push(await (isLogin ? fixedCount(clients, loginsPerClient(clients), run) : closedLoop(clients, window, run)));
         }
@@ -266,6 +281,7 @@ async function main(): Promise<void> {
       const a = best(samples.a!);
       const b = best(samples.b ?? []);
       const bTmpfs = best(samples.bTmpfs ?? []);
+      const bStrict = best(samples.bStrict ?? []);
       const c = best(samples.c ?? []);
       result('host', {
         op,
@@ -273,12 +289,14 @@ async function main(): Promise<void> {
         a: a?.perSecond,
         b: b?.perSecond,
         bTmpfs: bTmpfs?.perSecond,
+        bStrict: bStrict?.perSecond,
         c: c?.perSecond,
         ...(c?.failedLogins !== undefined ? { cFailedLogins: c.failedLogins } : {}),
         ratioBA: a && b ? b.perSecond / a.perSecond : undefined,
         ratioBC: b && c ? b.perSecond / c.perSecond : undefined,
         ratioTmpfsA: a && bTmpfs ? bTmpfs.perSecond / a.perSecond : undefined,
         ratioTmpfsC: c && bTmpfs ? bTmpfs.perSecond / c.perSecond : undefined,
+        ratioStrictA: a && bStrict ? bStrict.perSecond / a.perSecond : undefined,
         unsupported: vhsms[0]?.unsupported[op],
         samples: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.map((s) => Math.round(s.perSecond))])),
       });

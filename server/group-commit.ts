@@ -1,18 +1,32 @@
 /**
  * Group commit: the writes and audit rows of all requests finished in one
- * event-loop turn go to disk in a single transaction, and no reply leaves
- * before its writes and audit row are durable. One fsync (a few ms on a
- * busy disk, and better-sqlite3 blocks the loop meanwhile) then covers many
- * requests instead of one each, so a container flooding key creations does
- * not stall the loop once per key.
+ * event-loop turn go to the WAL in a single transaction, before any of
+ * their replies leaves. What a reply then waits for is the durability
+ * policy:
+ *
+ * - 'changes' (default): a request that changed state (keys, users, login
+ *   failures) is answered once its transaction is on disk (fsync); a
+ *   read-only request (sign, MAC, encrypt, …) once its audit row is in the
+ *   WAL: it survives kill -9 of the server at once and a power cut after the
+ *   next flush, at most `WalSync.maxDelayMs` later. Its audit row is
+ *   written either way; only the wait for the disk is skipped.
+ * - 'all': every reply waits for the disk (what a strict audit policy asks).
+ *
+ * The flush runs on the libuv pool (wal-sync.ts), so the loop keeps serving
+ * meanwhile and one fsync covers every commit written before it began.
  *
  * Each state change runs in its own savepoint: one that throws (e.g.
  * KEY_EXISTS) is rolled back alone, its request fails with that error, and
  * the rest of the batch commits.
  */
 import { appendAuditRows, type AuditRecord } from './audit.js';
+import type { Checkpointer } from './checkpointer.js';
 import { prepared } from './sql.js';
 import type { Store } from './storage.js';
+import type { WalSync } from './wal-sync.js';
+
+/** Which replies wait for an fsync: only those of state changes, or all. */
+export type Durability = 'changes' | 'all';
 
 interface Item {
   readonly record: AuditRecord;
@@ -32,9 +46,14 @@ export class GroupCommit {
   private uses = new Map<number, KeyUse>();
   private scheduled = false;
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly wal: WalSync,
+    private readonly checkpointer: Checkpointer,
+    private readonly durability: Durability = 'changes',
+  ) {}
 
-  /** Queues an audit record; resolves once it is on disk. */
+  /** Queues an audit record; resolves once it is written (on disk too under 'all'). */
   enqueue(record: AuditRecord): Promise<void> {
     return this.add(record, undefined);
   }
@@ -92,10 +111,33 @@ export class GroupCommit {
       for (const item of items) item.reject(error);
       return;
     }
+    this.wal.written();
+    this.checkpointer.committed();
+    const waiting: Item[] = [];
     for (const item of items) {
       if (failed.has(item)) item.reject(failed.get(item));
+      else if (item.change || this.durability === 'all') waiting.push(item);
       else item.resolve();
     }
+    if (waiting.length === 0) {
+      this.wal.soon();
+      return;
+    }
+    this.wal.durable().then(
+      () => {
+        for (const item of waiting) item.resolve();
+      },
+      (error: unknown) => {
+        for (const item of waiting) item.reject(error);
+      },
+    );
+  }
+
+  /** Writes what is queued, waits until it is on disk, stops the checkpointer and releases the WAL file. */
+  async close(): Promise<void> {
+    this.flush();
+    await this.wal.close();
+    await this.checkpointer.close();
   }
 
   private add(record: AuditRecord, change: (() => void) | undefined): Promise<void> {

@@ -8,6 +8,7 @@
  *   ...
  *   await server.stop(); // stop accepting, answer in-flight, close DB
  */
+import { availableParallelism } from 'node:os';
 import {
   ERROR_CODES,
   PROTOCOL_VERSION,
@@ -24,7 +25,8 @@ import { Authenticator } from './auth.js';
 import { DEFAULT_SERVER_LIMITS, type OpContext, type OpResult, type ServerLimits, type ServerServices } from './context.js';
 import { VhsmFailure } from './errors.js';
 import { DEFAULT_FAIRNESS, FairScheduler, type FairnessOptions } from './fairness.js';
-import { GroupCommit } from './group-commit.js';
+import { Checkpointer } from './checkpointer.js';
+import { GroupCommit, type Durability } from './group-commit.js';
 import { HANDLERS } from './handlers/index.js';
 import { DEFAULT_PBKDF2_ITERATIONS, MAX_PBKDF2_ITERATIONS, MIN_PBKDF2_ITERATIONS } from './kdf.js';
 import { KeyStore } from './keystore.js';
@@ -34,6 +36,7 @@ import { DEFAULT_SESSION_LIMITS, SessionTable, type SessionLimits } from './sess
 import { Store } from './storage.js';
 import { isContainerAllowed } from './users.js';
 import { requestIdOf, validateRequest, type ValidRequest } from './validate.js';
+import { WalSync } from './wal-sync.js';
 
 export interface VhsmServerOptions {
   /** SQLite file created by `vhsm-admin init` (must exist, mode 0600). */
@@ -46,8 +49,18 @@ export interface VhsmServerOptions {
   readonly fairness?: Partial<FairnessOptions>;
   readonly sessionLimits?: Partial<Omit<SessionLimits, 'idleTimeoutMs'>>;
   readonly limits?: Partial<ServerLimits>;
-  /** Concurrent key derivations (logins) overall; each container gets one at a time. Default 4. */
+  /**
+   * Concurrent key derivations (logins) overall; each container gets one at a
+   * time. Default: one less than the CPU count (at least 1), so derivations
+   * never take every core from the event loop.
+   */
   readonly maxConcurrentKdf?: number;
+  /**
+   * Which replies wait for their audit row (and change) to be fsynced:
+   * 'changes' (default) only state changes; read-only operations are answered
+   * once their row is in the WAL. 'all': every reply. See group-commit.ts.
+   */
+  readonly durability?: Durability;
   readonly logger?: Logger;
   /** Milliseconds since the epoch; injectable for tests. */
   readonly clock?: () => number;
@@ -84,6 +97,8 @@ export class VhsmServer {
     if (!Number.isInteger(iterations) || iterations < MIN_PBKDF2_ITERATIONS || iterations > MAX_PBKDF2_ITERATIONS) {
       throw new RangeError(`pbkdf2Iterations must be an integer in ${MIN_PBKDF2_ITERATIONS}..${MAX_PBKDF2_ITERATIONS}`);
     }
+    const durability = options.durability ?? 'changes';
+    if (durability !== 'changes' && durability !== 'all') throw new RangeError("durability must be 'changes' or 'all'");
     const clock = options.clock ?? Date.now;
     const logger = options.logger ?? silentLogger;
     const store = Store.open(options.storagePath);
@@ -93,15 +108,25 @@ export class VhsmServer {
       ...options.sessionLimits,
       idleTimeoutMs: options.sessionIdleTimeoutMs ?? DEFAULT_SESSION_LIMITS.idleTimeoutMs,
     };
-    const maxKdf = options.maxConcurrentKdf ?? 4;
-    const kdfLane = new FairScheduler({ maxInFlight: maxKdf, maxInFlightPerContainer: 1, maxQueuedPerContainer: 64 });
+    const maxKdf = options.maxConcurrentKdf ?? defaultKdfConcurrency();
+    const kdfLane = new FairScheduler({ maxInFlight: maxKdf, maxInFlightPerContainer: 1, maxInFlightPerContainerShared: 1, activeWindowMs: 0, maxQueuedPerContainer: 64 });
     const sessions = new SessionTable(sessionLimits, clock);
+    // Commits only write the WAL; WalSync fsyncs it on the libuv pool (same
+    // guarantee as synchronous=FULL for whoever waits, without blocking the loop).
+    let wal: WalSync;
+    try {
+      store.db.pragma('synchronous = NORMAL');
+      wal = WalSync.open(options.storagePath, { maxDelayMs: WAL_MAX_UNFLUSHED_MS });
+    } catch (error) {
+      store.close();
+      throw error;
+    }
     const services: ServerServices = {
       store,
       sessions,
       keys: new KeyStore(store.db, sessionLimits.maxCachedKeysPerSession),
       auth: new Authenticator(store.db, new FailureLedger(store.db, lockout), kdfLane, iterations, clock),
-      commits: new GroupCommit(store),
+      commits: new GroupCommit(store, wal, new Checkpointer(store, logger), durability),
       limits: { ...DEFAULT_SERVER_LIMITS, ...options.limits },
       clock,
     };
@@ -143,6 +168,7 @@ export class VhsmServer {
     while (this.replies.size > 0) await Promise.allSettled([...this.replies]);
     this.services.sessions.closeAll();
     if (wasServing) await this.transport?.close();
+    await this.services.commits.close();
     this.services.store.close();
     this.state = 'stopped';
     this.logger.log('info', 'stopped', { requests: this.requestCount });
@@ -252,6 +278,13 @@ export class VhsmServer {
     this.replies.add(promise);
     void promise.finally(() => this.replies.delete(promise));
   }
+}
+
+/** A read-only request's audit row reaches the disk at most this long after its reply. */
+const WAL_MAX_UNFLUSHED_MS = 10;
+
+function defaultKdfConcurrency(): number {
+  return Math.max(1, availableParallelism() - 1);
 }
 
 function errorResponse(id: number, code: ErrorCodeName, message: string, retryAfterMs?: number): pb.Response.$Properties {

@@ -12,10 +12,12 @@
  *     "sessionIdleTimeoutMs": 900000,
  *     "pbkdf2Iterations": 600000,
  *     "lockout": { "freeAttempts": 3, "backoffBaseMs": 1000, "backoffMaxMs": 300000, "lockAfter": 10 },
- *     "fairness": { "maxInFlight": 1024, "maxInFlightPerContainer": 128, "maxQueuedPerContainer": 1024 },
+ *     "fairness": { "maxInFlight": 1024, "maxInFlightPerContainer": 32, "maxInFlightPerContainerShared": 2,
+ *                   "activeWindowMs": 50, "maxQueuedPerContainer": 1024 },
  *     "sessionLimits": { "maxSessions": 10000, "maxSessionsPerContainer": 1000, "maxCachedKeysPerSession": 1000 },
  *     "limits": { "maxKeysPerUser": 10000 },
- *     "maxConcurrentKdf": 4,
+ *     "maxConcurrentKdf": 1,            (default: CPU count - 1, at least 1)
+ *     "durability": "changes",          (or "all": every reply waits for its audit row's fsync)
  *     "logLevel": "info"
  *   }
  *
@@ -26,6 +28,7 @@ import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { createJsonLogger, type LogLevel, type Logger } from '../server/log.js';
+import type { Durability } from '../server/group-commit.js';
 import { VhsmServer, type VhsmServerOptions } from '../server/server.js';
 import { StorageError } from '../server/storage.js';
 import type { ServerTransport } from '../transport/types.js';
@@ -42,16 +45,19 @@ interface ServerConfig {
   sessionLimits?: Record<string, number>;
   limits?: Record<string, number>;
   maxConcurrentKdf?: number;
+  durability?: Durability;
   logLevel?: LogLevel;
 }
 
+const DURABILITIES: readonly Durability[] = ['changes', 'all'];
+
 const NUMERIC_GROUPS: Record<string, readonly string[]> = {
   lockout: ['freeAttempts', 'backoffBaseMs', 'backoffMaxMs', 'lockAfter'],
-  fairness: ['maxInFlight', 'maxInFlightPerContainer', 'maxQueuedPerContainer'],
+  fairness: ['maxInFlight', 'maxInFlightPerContainer', 'maxInFlightPerContainerShared', 'activeWindowMs', 'maxQueuedPerContainer'],
   sessionLimits: ['maxSessions', 'maxSessionsPerContainer', 'maxCachedKeysPerSession'],
   limits: ['maxKeysPerUser'],
 };
-const TOP_LEVEL = ['db', 'sessionIdleTimeoutMs', 'pbkdf2Iterations', 'maxConcurrentKdf', 'logLevel', ...Object.keys(NUMERIC_GROUPS)];
+const TOP_LEVEL = ['db', 'sessionIdleTimeoutMs', 'pbkdf2Iterations', 'maxConcurrentKdf', 'durability', 'logLevel', ...Object.keys(NUMERIC_GROUPS)];
 
 const usage = (message: string): ToolError => new ToolError(EXIT.USAGE, message);
 
@@ -73,6 +79,9 @@ function readConfig(path: string): ServerConfig {
   for (const key of Object.keys(config)) if (!TOP_LEVEL.includes(key)) throw usage(`${path}: unknown setting ${key}`);
   if (config.db !== undefined && typeof config.db !== 'string') throw usage(`${path}: db must be a string`);
   if (config.logLevel !== undefined && !LOG_LEVELS.includes(config.logLevel as LogLevel)) throw usage(`${path}: logLevel is one of ${LOG_LEVELS.join(', ')}`);
+  if (config.durability !== undefined && !DURABILITIES.includes(config.durability as Durability)) {
+    throw usage(`${path}: durability is one of ${DURABILITIES.join(', ')}`);
+  }
   for (const key of ['sessionIdleTimeoutMs', 'pbkdf2Iterations', 'maxConcurrentKdf']) {
     if (config[key] !== undefined) positiveInteger(config[key], `${path}: ${key}`);
   }
@@ -128,6 +137,7 @@ async function main(): Promise<void> {
     ...(config.sessionLimits && { sessionLimits: config.sessionLimits }),
     ...(config.limits && { limits: config.limits }),
     ...(config.maxConcurrentKdf !== undefined && { maxConcurrentKdf: config.maxConcurrentKdf }),
+    ...(config.durability !== undefined && { durability: config.durability }),
     logger,
   };
 

@@ -1,8 +1,9 @@
 /**
- * Crash safety: kill -9 the server while it creates 1,000 keys. After a
- * restart on the same file, every key whose creation was acknowledged is
- * there and usable, PRAGMA integrity_check is ok, and the audit chain
- * verifies.
+ * Crash safety: kill -9 the server while it creates 1,000 keys and signs.
+ * After a restart on the same file, every key whose creation was
+ * acknowledged is there and usable, every acknowledged signature has its
+ * audit row (read-only replies wait for the WAL write, not the fsync),
+ * PRAGMA integrity_check is ok, and the audit chain verifies.
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -25,6 +26,7 @@ t.test(`SIGKILL during ${TOTAL} key creations loses no acknowledged key`, async 
   await createDatabase(dbPath, [ALICE]);
 
   const acknowledged: string[] = [];
+  let signed = 0;
   const outcome = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; finished: boolean }>((resolve, reject) => {
     const proc = spawn(process.execPath, [child, dbPath, String(TOTAL)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let buffered = '';
@@ -36,6 +38,7 @@ t.test(`SIGKILL during ${TOTAL} key creations loses no acknowledged key`, async 
       buffered = lines.pop()!;
       for (const line of lines) {
         if (line.startsWith('crash-')) acknowledged.push(line);
+        if (line === 'signed') signed += 1;
         if (line === 'done') finished = true;
       }
       if (acknowledged.length >= KILL_AFTER && proc.exitCode === null && !proc.killed) proc.kill('SIGKILL');
@@ -53,6 +56,9 @@ t.test(`SIGKILL during ${TOTAL} key creations loses no acknowledged key`, async 
   const audit = verifyAuditChain(store.db);
   t.ok(audit.ok, `the audit chain verifies (${audit.rows} rows)`);
   const stored = new Set((store.db.prepare('SELECT key_id FROM keys').all() as { key_id: string }[]).map((row) => row.key_id));
+  const signRows = (store.db.prepare("SELECT count(*) AS n FROM audit WHERE op = 'sign' AND result = 'OK'").get() as { n: number }).n;
+  t.ok(signed > 0, `${signed} signatures were acknowledged meanwhile`);
+  t.ok(signRows >= signed, `every acknowledged signature has its audit row (${signRows} rows)`);
   store.close();
   const missing = acknowledged.filter((keyId) => !stored.has(keyId));
   t.same(missing, [], 'every acknowledged key is in the DB');

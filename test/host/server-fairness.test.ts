@@ -8,7 +8,7 @@ import { FairScheduler } from '../../server/fairness.js';
 import { ALICE, BOB, startFixture } from './helpers/fixture.js';
 
 t.test('scheduler: round robin between containers, bounded in flight', async (t) => {
-  const scheduler = new FairScheduler({ maxInFlight: 1, maxInFlightPerContainer: 1, maxQueuedPerContainer: 100 });
+  const scheduler = new FairScheduler({ maxInFlight: 1, maxInFlightPerContainer: 1, maxInFlightPerContainerShared: 1, activeWindowMs: 50, maxQueuedPerContainer: 100 });
   const order: string[] = [];
   const task = (name: string) => async (): Promise<void> => {
     order.push(name);
@@ -24,7 +24,7 @@ t.test('scheduler: round robin between containers, bounded in flight', async (t)
   // while others wait.
   t.same(order, ['a0', 'a1', 'b0', 'c0', 'a2', 'b1', 'a3', 'a4'], 'containers alternate; the flood does not go first');
 
-  const limited = new FairScheduler({ maxInFlight: 10, maxInFlightPerContainer: 2, maxQueuedPerContainer: 3 });
+  const limited = new FairScheduler({ maxInFlight: 10, maxInFlightPerContainer: 2, maxInFlightPerContainerShared: 2, activeWindowMs: 50, maxQueuedPerContainer: 3 });
   let running = 0;
   let peak = 0;
   const slow = async (): Promise<void> => {
@@ -39,6 +39,37 @@ t.test('scheduler: round robin between containers, bounded in flight', async (t)
   t.equal(peak, 2, 'never more than two in flight for one container');
   const value = await limited.run(7, async () => 42);
   t.equal(value, 42, 'run() returns the task result');
+});
+
+t.test('scheduler: a container alone gets the wide limit, shared it gets the narrow one', async (t) => {
+  const scheduler = new FairScheduler({ maxInFlight: 100, maxInFlightPerContainer: 8, maxInFlightPerContainerShared: 2, activeWindowMs: 40, maxQueuedPerContainer: 100 });
+  const running = new Map<number, number>();
+  const peaks = new Map<number, number>();
+  const gates: (() => void)[] = [];
+  const task = (container: number) => async (): Promise<void> => {
+    running.set(container, (running.get(container) ?? 0) + 1);
+    peaks.set(container, Math.max(peaks.get(container) ?? 0, running.get(container)!));
+    await new Promise<void>((resolve) => gates.push(resolve));
+    running.set(container, running.get(container)! - 1);
+  };
+  const release = async (): Promise<void> => {
+    for (const open of gates.splice(0)) open();
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+  for (let i = 0; i < 20; i++) scheduler.submit(1, task(1));
+  t.equal(running.get(1), 8, 'alone: eight at once');
+  scheduler.submit(2, task(2));
+  t.equal(running.get(2), 1, "the newcomer's request starts at once");
+  await release();
+  t.equal(running.get(1), 2, 'shared: the busy container is down to two');
+  await release();
+  t.equal(running.get(1), 2, 'and stays there while the other is active');
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  await release();
+  t.equal(running.get(1), 8, 'the other went quiet: the wide limit is back');
+  while (scheduler.queued > 0 || scheduler.active > 0) await release();
+  t.equal(peaks.get(1), 8, 'never more than the wide limit');
 });
 
 t.test('a flood from one container does not delay another much', async (t) => {

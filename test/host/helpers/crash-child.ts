@@ -1,8 +1,9 @@
 /**
  * Child process for the crash test: a server on a file DB, the in-memory
  * transport, and a client in the same process creating keys with 8 in
- * flight, printing each acknowledged key id on its own stdout line. The
- * parent kills it with SIGKILL part-way through.
+ * flight, printing each acknowledged key id on its own stdout line, while 4
+ * more requests at a time sign with one key, printing `signed` for each
+ * acknowledged signature. The parent kills it with SIGKILL part-way through.
  *
  *   node crash-child.js DB_PATH COUNT
  */
@@ -18,6 +19,7 @@ const server = await VhsmServer.open({ storagePath: dbPath!, pbkdf2Iterations: T
 server.serve(hub.createServerTransport());
 const client = await VhsmClient.connect(hub.connect(identity()));
 const session = await client.login(ALICE.name, ALICE.password);
+const signingKey = await session.generateKey({ type: 'ed25519', keyId: 'signer' });
 process.stdout.write('ready\n');
 
 let next = 0;
@@ -28,7 +30,17 @@ async function worker(): Promise<void> {
     process.stdout.write(`${keyId}\n`);
   }
 }
+let creating = true;
+async function signer(): Promise<void> {
+  while (creating) {
+    await session.sign(signingKey.keyId, new Uint8Array([1, 2, 3]));
+    process.stdout.write('signed\n');
+  }
+}
+const signers = Array.from({ length: 4 }, signer);
 await Promise.all(Array.from({ length: 8 }, worker));
+creating = false;
+await Promise.all(signers);
 process.stdout.write('done\n');
 await client.close();
 await server.stop();

@@ -1,0 +1,212 @@
+/**
+ * Durability policy and the machinery behind it:
+ * - WalSync: one flush covers every commit written before it began; a
+ *   commit written during a flush waits for the next; a failed flush fails
+ *   its waiters and everything after it; close waits for the flush.
+ * - GroupCommit: under 'changes' a read-only request's audit row is written
+ *   (in the WAL) before it resolves, without waiting for the flush; a state
+ *   change waits for the flush; under 'all' everything waits.
+ * - Checkpointer: the server's connection never checkpoints on its own; the
+ *   worker copies the WAL into the database file.
+ * The flush is held by an injected sync function where a test needs to
+ * control its timing; everywhere else (every other test and the server)
+ * it is the real fdatasync.
+ */
+import t, { type Test } from 'tap';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AuditRecord } from '../../server/audit.js';
+import { Checkpointer } from '../../server/checkpointer.js';
+import { GroupCommit, type Durability } from '../../server/group-commit.js';
+import { silentLogger } from '../../server/log.js';
+import { VhsmServer } from '../../server/server.js';
+import { Store } from '../../server/storage.js';
+import { WalSync, type SyncFunction } from '../../server/wal-sync.js';
+import { ALICE, createDatabase, startFixture, tempDir } from './helpers/fixture.js';
+
+/** A sync function whose flushes complete only when the test says so. */
+function heldSync(): { sync: SyncFunction; calls: number; complete(error?: Error): void } {
+  const pending: ((error: Error | null) => void)[] = [];
+  const held = {
+    calls: 0,
+    sync: ((_fd, done) => {
+      held.calls += 1;
+      pending.push(done);
+    }) as SyncFunction,
+    complete(error?: Error) {
+      const done = pending.shift();
+      if (!done) throw new Error('no flush in progress');
+      done(error ?? null);
+    },
+  };
+  return held;
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+function record(op: string): AuditRecord {
+  return { timeMs: 1, ctid: 101, netnsCookie: 7n, pid: 42, uid: 0, gid: 0, user: 'alice', op, keyId: '', result: 'OK' };
+}
+
+function openStore(t: Test): Store {
+  const { dir, cleanup } = tempDir();
+  const path = join(dir, 'durability.db');
+  const store = Store.open(path, { create: true });
+  t.teardown(() => {
+    store.close();
+    cleanup();
+  });
+  return store;
+}
+
+function watch(promise: Promise<void>): { settled: boolean; error: unknown } {
+  const state = { settled: false, error: undefined as unknown };
+  promise.then(
+    () => (state.settled = true),
+    (error: unknown) => {
+      state.settled = true;
+      state.error = error;
+    },
+  );
+  return state;
+}
+
+t.test('WalSync: coalesced flushes, generations, failure, close', async (t) => {
+  const store = openStore(t);
+  const held = heldSync();
+  const wal = WalSync.open(store.path, { maxDelayMs: 60_000, sync: held.sync });
+
+  t.equal(held.calls, 0, 'nothing written, nothing flushed');
+  await wal.durable();
+  t.equal(held.calls, 0, 'durable() with nothing written resolves without a flush');
+
+  wal.written();
+  const first = watch(wal.durable());
+  const second = watch(wal.durable());
+  t.equal(held.calls, 1, 'two waiters, one flush');
+  wal.written(); // written while the flush runs: not covered by it
+  const third = watch(wal.durable());
+  t.equal(held.calls, 1, 'no second flush while one is in progress');
+  held.complete();
+  await tick();
+  t.ok(first.settled && second.settled, 'the flush releases the waiters it covers');
+  t.notOk(third.settled, 'a commit written during the flush still waits');
+  t.equal(held.calls, 1 + 1, 'and gets a flush of its own at once');
+  held.complete();
+  await tick();
+  t.ok(third.settled, 'released by the second flush');
+
+  wal.written();
+  const failing = watch(wal.durable());
+  held.complete(new Error('EIO'));
+  await tick();
+  t.match(String(failing.error), /flushing the WAL failed: EIO/, 'a failed flush fails its waiters');
+  wal.written();
+  await t.rejects(wal.durable(), /flushing the WAL failed/, 'and every later wait: nothing can be called durable after it');
+  await wal.close();
+});
+
+t.test('WalSync: soon() flushes within the delay with nobody waiting; close waits for a flush', async (t) => {
+  const store = openStore(t);
+  const held = heldSync();
+  const wal = WalSync.open(store.path, { maxDelayMs: 20, sync: held.sync });
+  wal.written();
+  wal.soon();
+  t.equal(held.calls, 0, 'not at once');
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  t.equal(held.calls, 1, 'within the delay');
+  const closing = watch(wal.close());
+  await tick();
+  t.notOk(closing.settled, 'close waits for the flush in progress');
+  held.complete();
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  t.ok(closing.settled, 'and then closes');
+});
+
+t.test('WalSync: the real fdatasync', async (t) => {
+  const store = openStore(t);
+  const wal = WalSync.open(store.path, { maxDelayMs: 5 });
+  store.write(() => store.db.prepare('UPDATE audit_head SET seq = seq WHERE id = 1').run());
+  wal.written();
+  await wal.durable();
+  t.pass('durable() resolves after a real flush');
+  await wal.close();
+});
+
+async function groupCommitCase(t: Test, durability: Durability) {
+  const store = openStore(t);
+  const held = heldSync();
+  const wal = WalSync.open(store.path, { maxDelayMs: 60_000, sync: held.sync });
+  const commits = new GroupCommit(store, wal, new Checkpointer(store, silentLogger), durability);
+  const rowsOf = (op: string): number => (store.db.prepare('SELECT count(*) AS n FROM audit WHERE op = ?').get(op) as { n: number }).n;
+
+  const readOnly = watch(commits.enqueue(record('sign')));
+  const change = watch(commits.commit(() => store.db.prepare("UPDATE audit_head SET id = id WHERE id = 1").run(), record('generate-key')));
+  await tick();
+  await tick();
+  t.equal(rowsOf('sign'), 1, 'the read-only request’s audit row is in the DB');
+  t.equal(rowsOf('generate-key'), 1, 'so is the change’s');
+  t.equal(held.calls, 1, 'one flush for the batch');
+  return { store, held, commits, readOnly, change };
+}
+
+t.test("GroupCommit 'changes': read-only replies do not wait for the flush, changes do", async (t) => {
+  const { held, commits, readOnly, change } = await groupCommitCase(t, 'changes');
+  t.ok(readOnly.settled, 'read-only: resolved once written');
+  t.notOk(change.settled, 'state change: still waiting for the disk');
+  held.complete();
+  await tick();
+  t.ok(change.settled, 'state change: resolved by the flush');
+  const closing = commits.close();
+  await tick();
+  await closing;
+});
+
+t.test("GroupCommit 'all': every reply waits for the flush", async (t) => {
+  const { held, commits, readOnly, change } = await groupCommitCase(t, 'all');
+  t.notOk(readOnly.settled, 'read-only: waiting for the disk');
+  t.notOk(change.settled, 'state change: waiting for the disk');
+  held.complete();
+  await tick();
+  t.ok(readOnly.settled && change.settled, 'both resolved by the flush');
+  await commits.close();
+});
+
+t.test('Checkpointer: the worker copies the WAL into the database file', async (t) => {
+  const store = openStore(t);
+  const checkpointer = new Checkpointer(store, silentLogger, { everyCommits: 50, idleMs: 50 });
+  t.equal(store.db.pragma('wal_autocheckpoint', { simple: true }), 0, 'the connection no longer checkpoints by itself');
+  const sizeBefore = statSync(store.path).size;
+  const insert = store.db.prepare('INSERT INTO audit (time_ms, ctid, netns_cookie, pid, uid, gid, user, op, key_id, result, hash) VALUES (?, 1, ?, 1, 0, 0, ?, ?, ?, ?, ?)');
+  // Triggers refuse nothing here: inserts are allowed, only UPDATE/DELETE are refused.
+  for (let i = 0; i < 120; i++) {
+    store.write(() => insert.run(i, '7', 'u'.repeat(200), 'op', 'k'.repeat(64), 'OK', Buffer.alloc(32)));
+    checkpointer.committed();
+  }
+  const deadline = Date.now() + 20_000;
+  while (checkpointer.completed === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.ok(checkpointer.completed >= 1, `${checkpointer.completed} checkpoint(s) completed in the worker`);
+  t.ok(statSync(store.path).size > sizeBefore, 'the database file grew: pages were copied out of the WAL');
+  await checkpointer.close();
+  await checkpointer.close();
+  t.pass('close is idempotent and the worker exits (the test would hang otherwise)');
+});
+
+t.test('server: durability option is checked; default replies for both kinds of request', async (t) => {
+  const { dir, cleanup } = tempDir();
+  t.teardown(cleanup);
+  const dbPath = join(dir, 'options.db');
+  await createDatabase(dbPath, [ALICE]);
+  await t.rejects(
+    VhsmServer.open({ storagePath: dbPath, durability: 'sometimes' as Durability }),
+    { name: 'RangeError', message: /durability must be 'changes' or 'all'/ },
+    'an unknown durability is refused',
+  );
+  for (const durability of ['changes', 'all'] as const) {
+    const fixture = await startFixture({ users: [ALICE], durability });
+    const session = await (await fixture.client()).login(ALICE.name, ALICE.password);
+    const key = await session.generateKey({ type: 'ed25519' });
+    t.ok((await session.sign(key.keyId, new Uint8Array([1]))).length === 64, `${durability}: a change and a read-only request are answered`);
+    await fixture.close();
+  }
+});
