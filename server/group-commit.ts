@@ -21,6 +21,7 @@
  */
 import { appendAuditRows, type AuditRecord } from './audit.js';
 import type { Checkpointer } from './checkpointer.js';
+import type { KeyUses } from './key-uses.js';
 import { prepared } from './sql.js';
 import type { Store } from './storage.js';
 import type { WalSync } from './wal-sync.js';
@@ -36,20 +37,16 @@ interface Item {
   reject(error: unknown): void;
 }
 
-interface KeyUse {
-  count: number;
-  lastUsedMs: number;
-}
-
 export class GroupCommit {
   private items: Item[] = [];
-  private uses = new Map<number, KeyUse>();
   private scheduled = false;
+  private usesTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: Store,
     private readonly wal: WalSync,
     private readonly checkpointer: Checkpointer,
+    private readonly uses: KeyUses,
     private readonly durability: Durability = 'changes',
   ) {}
 
@@ -67,26 +64,25 @@ export class GroupCommit {
     return this.add(record, change);
   }
 
-  /** Counts one use of a stored key (keys.id); written with the next batch. */
+  /** Counts one use of a stored key (keys.id); written with a batch once KeyUses' interval is up. */
   noteKeyUse(keyRowId: number, nowMs: number): void {
-    const use = this.uses.get(keyRowId);
-    if (use) {
-      use.count += 1;
-      use.lastUsedMs = Math.max(use.lastUsedMs, nowMs);
-    } else {
-      this.uses.set(keyRowId, { count: 1, lastUsedMs: nowMs });
-    }
-    this.schedule();
+    this.uses.note(keyRowId, nowMs);
+    if (this.usesTimer) return;
+    // Written with the next batch when requests keep coming, by this timer when they stop.
+    this.usesTimer = setTimeout(() => {
+      this.usesTimer = undefined;
+      this.flush(true);
+    }, this.uses.intervalMs);
+    this.usesTimer.unref();
   }
 
-  /** Writes everything queued now (also called on stop). */
-  flush(): void {
+  /** Writes everything queued now; `allUses` also writes use counts before their interval is up (stop). */
+  flush(allUses = false): void {
     this.scheduled = false;
     const items = this.items;
-    const uses = this.uses;
     this.items = [];
-    this.uses = new Map();
-    if (items.length === 0 && uses.size === 0) return;
+    const uses = this.uses.take(allUses);
+    if (items.length === 0 && uses === undefined) return;
 
     const failed = new Map<Item, unknown>();
     try {
@@ -104,10 +100,13 @@ export class GroupCommit {
           records.push(item.record);
         }
         appendAuditRows(this.store.db, records);
-        const bump = prepared(this.store.db, 'UPDATE keys SET use_count = use_count + ?, last_used_ms = max(last_used_ms, ?) WHERE id = ?');
-        for (const [id, use] of uses) bump.run(use.count, use.lastUsedMs, id);
+        if (uses) {
+          const bump = prepared(this.store.db, 'UPDATE keys SET use_count = use_count + ?, last_used_ms = max(last_used_ms, ?) WHERE id = ?');
+          for (const [id, use] of uses) bump.run(use.count, use.lastUsedMs, id);
+        }
       });
     } catch (error) {
+      if (uses) this.uses.restore(uses);
       for (const item of items) item.reject(error);
       return;
     }
@@ -135,7 +134,9 @@ export class GroupCommit {
 
   /** Writes what is queued, waits until it is on disk, stops the checkpointer and releases the WAL file. */
   async close(): Promise<void> {
-    this.flush();
+    clearTimeout(this.usesTimer);
+    this.usesTimer = undefined;
+    this.flush(true);
     await this.wal.close();
     await this.checkpointer.close();
   }

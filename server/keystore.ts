@@ -11,6 +11,7 @@ import type Database from 'better-sqlite3';
 import { userKeyAad } from './aad.js';
 import { keyTypeSpec } from './crypto/engine.js';
 import { VhsmFailure } from './errors.js';
+import type { KeyUses } from './key-uses.js';
 import { unwrapKey, wrapKey } from './keywrap.js';
 import type { CachedKey, Session } from './sessions.js';
 import { prepared } from './sql.js';
@@ -43,7 +44,8 @@ interface RawKeyRow {
 
 const META_COLUMNS = 'id, key_id, key_type, label, usages, extractable, length_bytes, created_ms, last_used_ms, use_count';
 
-function toMeta(raw: RawKeyRow): KeyMeta {
+function toMeta(raw: RawKeyRow, uses: KeyUses): KeyMeta {
+  const pending = uses.pendingFor(raw.id);
   return {
     rowId: raw.id,
     keyId: raw.key_id,
@@ -53,8 +55,8 @@ function toMeta(raw: RawKeyRow): KeyMeta {
     extractable: raw.extractable !== 0,
     lengthBytes: raw.length_bytes,
     createdMs: raw.created_ms,
-    lastUsedMs: raw.last_used_ms,
-    useCount: raw.use_count,
+    lastUsedMs: Math.max(raw.last_used_ms, pending?.lastUsedMs ?? 0),
+    useCount: raw.use_count + (pending?.count ?? 0),
   };
 }
 
@@ -78,11 +80,13 @@ export class KeyStore {
   constructor(
     private readonly db: Database.Database,
     private readonly maxCachedKeys: number,
+    /** Uses not written yet, added to what the rows say. */
+    private readonly uses: KeyUses,
   ) {}
 
   meta(userId: number, keyId: string): KeyMeta | undefined {
     const raw = prepared(this.db, `SELECT ${META_COLUMNS} FROM keys WHERE user_id = ? AND key_id = ?`).get(userId, keyId) as RawKeyRow | undefined;
-    return raw && toMeta(raw);
+    return raw && toMeta(raw, this.uses);
   }
 
   list(userId: number, afterKeyId: string, limit: number): KeyMeta[] {
@@ -91,7 +95,7 @@ export class KeyStore {
       afterKeyId,
       limit,
     ) as RawKeyRow[];
-    return rows.map(toMeta);
+    return rows.map((row) => toMeta(row, this.uses));
   }
 
   count(userId: number): number {

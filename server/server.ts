@@ -29,6 +29,7 @@ import { Checkpointer } from './checkpointer.js';
 import { GroupCommit, type Durability } from './group-commit.js';
 import { HANDLERS } from './handlers/index.js';
 import { DEFAULT_PBKDF2_ITERATIONS, MAX_PBKDF2_ITERATIONS, MIN_PBKDF2_ITERATIONS } from './kdf.js';
+import { KeyUses } from './key-uses.js';
 import { KeyStore } from './keystore.js';
 import { DEFAULT_LOCKOUT_POLICY, FailureLedger, type LockoutPolicy } from './lockout.js';
 import { silentLogger, type Logger } from './log.js';
@@ -121,12 +122,13 @@ export class VhsmServer {
       store.close();
       throw error;
     }
+    const keyUses = new KeyUses(KEY_USES_INTERVAL_MS);
     const services: ServerServices = {
       store,
       sessions,
-      keys: new KeyStore(store.db, sessionLimits.maxCachedKeysPerSession),
+      keys: new KeyStore(store.db, sessionLimits.maxCachedKeysPerSession, keyUses),
       auth: new Authenticator(store.db, new FailureLedger(store.db, lockout), kdfLane, iterations, clock),
-      commits: new GroupCommit(store, wal, new Checkpointer(store, logger), durability),
+      commits: new GroupCommit(store, wal, new Checkpointer(store, logger), keyUses, durability),
       limits: { ...DEFAULT_SERVER_LIMITS, ...options.limits },
       clock,
     };
@@ -282,6 +284,8 @@ export class VhsmServer {
 
 /** A read-only request's audit row reaches the disk at most this long after its reply. */
 const WAL_MAX_UNFLUSHED_MS = 10;
+/** Key use counters are written at most this often (key-uses.ts). */
+const KEY_USES_INTERVAL_MS = 1000;
 
 function defaultKdfConcurrency(): number {
   return Math.max(1, availableParallelism() - 1);

@@ -6,6 +6,8 @@
  * - GroupCommit: under 'changes' a read-only request's audit row is written
  *   (in the WAL) before it resolves, without waiting for the flush; a state
  *   change waits for the flush; under 'all' everything waits.
+ * - Key use counters: exact in key info at once, in the table after the
+ *   interval or at stop.
  * - Checkpointer: the server's connection never checkpoints on its own; the
  *   worker copies the WAL into the database file.
  * The flush is held by an injected sync function where a test needs to
@@ -18,6 +20,7 @@ import { join } from 'node:path';
 import type { AuditRecord } from '../../server/audit.js';
 import { Checkpointer } from '../../server/checkpointer.js';
 import { GroupCommit, type Durability } from '../../server/group-commit.js';
+import { KeyUses } from '../../server/key-uses.js';
 import { silentLogger } from '../../server/log.js';
 import { VhsmServer } from '../../server/server.js';
 import { Store } from '../../server/storage.js';
@@ -137,7 +140,7 @@ async function groupCommitCase(t: Test, durability: Durability) {
   const store = openStore(t);
   const held = heldSync();
   const wal = WalSync.open(store.path, { maxDelayMs: 60_000, sync: held.sync });
-  const commits = new GroupCommit(store, wal, new Checkpointer(store, silentLogger), durability);
+  const commits = new GroupCommit(store, wal, new Checkpointer(store, silentLogger), new KeyUses(1000), durability);
   const rowsOf = (op: string): number => (store.db.prepare('SELECT count(*) AS n FROM audit WHERE op = ?').get(op) as { n: number }).n;
 
   const readOnly = watch(commits.enqueue(record('sign')));
@@ -209,4 +212,46 @@ t.test('server: durability option is checked; default replies for both kinds of 
     t.ok((await session.sign(key.keyId, new Uint8Array([1]))).length === 64, `${durability}: a change and a read-only request are answered`);
     await fixture.close();
   }
+});
+
+t.test('key use counters: exact in key info at once, written to the table at stop', async (t) => {
+  const fixture = await startFixture({ users: [ALICE] });
+  t.teardown(() => fixture.close());
+  const session = await (await fixture.client()).login(ALICE.name, ALICE.password);
+  const key = await session.generateKey({ type: 'ed25519', keyId: 'counted' });
+  for (let i = 0; i < 3; i++) await session.sign(key.keyId, new Uint8Array([i]));
+  t.equal((await session.keyInfo(key.keyId)).useCount, 3, 'key info counts the three signatures');
+  t.equal((await session.listKeys()).find((k) => k.keyId === key.keyId)?.useCount, 3, 'so does the listing');
+  const stored = (): number => {
+    const store = Store.open(fixture.dbPath);
+    try {
+      return (store.db.prepare("SELECT use_count AS n FROM keys WHERE key_id = 'counted'").get() as { n: number }).n;
+    } finally {
+      store.close();
+    }
+  };
+  t.equal(stored(), 0, 'not written yet (at most once a second)');
+  await fixture.server.stop();
+  t.equal(stored(), 3, 'written at stop');
+  await fixture.restart();
+  const again = await (await fixture.client()).login(ALICE.name, ALICE.password);
+  await again.sign(key.keyId, new Uint8Array([9]));
+  t.equal((await again.keyInfo(key.keyId)).useCount, 4, 'the stored count and the pending one add up after a restart');
+});
+
+t.test('KeyUses: interval, force, restore', async (t) => {
+  const uses = new KeyUses(30);
+  t.equal(uses.take(true), undefined, 'nothing counted, nothing to take');
+  uses.note(1, 100);
+  uses.note(1, 50);
+  uses.note(2, 70);
+  t.equal(uses.take(false), undefined, 'before the interval: kept');
+  t.same(uses.pendingFor(1), { count: 2, lastUsedMs: 100 }, 'counts and the latest use');
+  await new Promise((resolve) => setTimeout(resolve, 40));
+  const taken = uses.take(false)!;
+  t.same([...taken.keys()], [1, 2], 'after the interval: taken');
+  t.equal(uses.size, 0, 'and forgotten');
+  uses.note(1, 200);
+  uses.restore(taken);
+  t.same(uses.pendingFor(1), { count: 3, lastUsedMs: 200 }, 'a failed write gives its counts back');
 });
