@@ -40,6 +40,8 @@ export interface GenlRequestOptions {
   readonly version?: number;
   /** Overrides the socket's default; 0 or Infinity for none. */
   readonly timeoutMs?: number;
+  /** Zero the encoded message once the kernel has it (it may hold secrets: decrypted data, exported keys). */
+  readonly wipe?: boolean;
 }
 
 export interface GenlSocketOptions {
@@ -154,8 +156,13 @@ export class GenlSocket {
   request(family: number, cmd: number, attrs: readonly NlAttr[] | Uint8Array = [], options: GenlRequestOptions = {}): Promise<GenlMessage[]> {
     const expect = options.expect ?? 'ack';
     const flags = NLM_F_REQUEST | (expect === 'ack' ? NLM_F_ACK : 0) | (options.flags ?? 0);
-    return this.transact(expect, options.timeoutMs, (seq) =>
-      encodeGenlmsg({ family, cmd, version: options.version ?? 1, flags, seq }, attrs));
+    return this.transact(
+      expect,
+      options.timeoutMs,
+      (seq) => encodeGenlmsg({ family, cmd, version: options.version ?? 1, flags, seq }, attrs),
+      undefined,
+      options.wipe ?? false,
+    );
   }
 
   /** A dump: resolves with every message up to NLMSG_DONE. */
@@ -211,7 +218,13 @@ export class GenlSocket {
     for (const [seq, entry] of [...this.pending]) this.finish(seq, entry, NetlinkError.closed());
   }
 
-  private transact(mode: PendingMode, timeoutMs: number | undefined, build: (seq: number) => Uint8Array, fixedSeq?: number): Promise<GenlMessage[]> {
+  private transact(
+    mode: PendingMode,
+    timeoutMs: number | undefined,
+    build: (seq: number) => Uint8Array,
+    fixedSeq?: number,
+    wipe = false,
+  ): Promise<GenlMessage[]> {
     if (this.isClosed) return Promise.reject(NetlinkError.closed());
     const seq = fixedSeq ?? this.nextSeq();
     let bytes: Uint8Array;
@@ -225,10 +238,12 @@ export class GenlSocket {
       this.pending.set(seq, entry);
       if (this.pending.size === 1 && this.options.keepAlive === 'while-pending') this.native.ref();
       try {
-        this.native.send(bytes);
+        this.native.send(bytes); // sendmsg: the kernel has its own copy when this returns
       } catch (error) {
         this.finish(seq, entry, fromNative(error) as Error);
         return;
+      } finally {
+        if (wipe) bytes.fill(0);
       }
       if (mode === 'nothing') {
         setImmediate(() => setImmediate(() => this.finish(seq, entry)));

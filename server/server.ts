@@ -267,11 +267,22 @@ export class VhsmServer {
 
   private send(request: StampedRequest, response: pb.Response.$Properties): Promise<void> {
     const transport = this.transport;
-    if (!transport) return Promise.resolve();
-    const sent = transport.reply(request.requestId, encodeResponse(response)).catch((error: unknown) => {
-      // The client may have timed out or gone away; nothing else to do.
-      this.logger.log('debug', 'reply not delivered', { ctid: request.sender.ctid, error: (error as Error).message });
-    });
+    if (!transport) {
+      wipeSecrets(response);
+      return Promise.resolve();
+    }
+    const encoded = encodeResponse(response);
+    const sent = transport
+      .reply(request.requestId, encoded)
+      .catch((error: unknown) => {
+        // The client may have timed out or gone away; nothing else to do.
+        this.logger.log('debug', 'reply not delivered', { ctid: request.sender.ctid, error: (error as Error).message });
+      })
+      .finally(() => {
+        // The transport has its own copy now (sendmsg, or the memory hub's).
+        encoded.fill(0);
+        wipeSecrets(response);
+      });
     this.track(sent);
     return sent;
   }
@@ -289,6 +300,23 @@ const KEY_USES_INTERVAL_MS = 1000;
 
 function defaultKdfConcurrency(): number {
   return Math.max(1, availableParallelism() - 1);
+}
+
+/**
+ * Zeroes the response fields that carry secrets once they are sent: every
+ * one of them is a buffer made for this response (never a view of a cached
+ * key or the session table, which is keyed by a hash of the session id).
+ */
+function wipeSecrets(response: pb.Response.$Properties): void {
+  const secrets = [
+    response.login?.session,
+    response.decrypt?.plaintext,
+    response.random?.data,
+    response.exportKey?.keyData,
+    response.agreeKey?.keyMaterial,
+    response.deriveKey?.keyMaterial,
+  ];
+  for (const secret of secrets) secret?.fill(0);
 }
 
 function errorResponse(id: number, code: ErrorCodeName, message: string, retryAfterMs?: number): pb.Response.$Properties {

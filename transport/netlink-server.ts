@@ -137,6 +137,7 @@ export async function registerNetlinkServer(options: NetlinkServerOptions = {}):
         await socket.request(family.id, VHSM_CMD_REPLY, [attr.u64(VHSM_A_REQ_ID, requestId), attr.binary(VHSM_A_PAYLOAD, payload)], {
           expect: options.replyAck ? 'ack' : 'nothing',
           version: VHSM_GENL_VERSION,
+          wipe: true, // replies carry decrypted data, exported keys, session ids
         });
       } catch (error) {
         throw toTransportError(error);
