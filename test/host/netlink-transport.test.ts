@@ -68,7 +68,8 @@ class FakeSocket implements NativeNetlinkSocket {
   }
   send(bytes: Uint8Array): number {
     if (this.closed) throw Object.assign(new Error('sendto EBADF'), { code: 'EBADF', errno: -9, syscall: 'sendto' });
-    for (const m of decodeNlmsgs(bytes)) {
+    // sendmsg copies: the caller may zero its buffer afterwards (replies are wiped).
+    for (const m of decodeNlmsgs(Uint8Array.from(bytes))) {
       const g = decodeGenlmsg(m);
       this.sent.push(g);
       this.kernel(g, this);
