@@ -98,6 +98,14 @@ export class VhsmServer {
     if (!Number.isInteger(iterations) || iterations < MIN_PBKDF2_ITERATIONS || iterations > MAX_PBKDF2_ITERATIONS) {
       throw new RangeError(`pbkdf2Iterations must be an integer in ${MIN_PBKDF2_ITERATIONS}..${MAX_PBKDF2_ITERATIONS}`);
     }
+    const fairness: FairnessOptions = { ...DEFAULT_FAIRNESS, ...options.fairness };
+    for (const [name, value] of Object.entries(fairness)) {
+      const least = name === 'activeWindowMs' ? 0 : 1; // a cap of 0 would never start anything
+      if (!Number.isSafeInteger(value) || value < least) throw new RangeError(`fairness.${name} must be an integer >= ${least}`);
+    }
+    if (options.maxConcurrentKdf !== undefined && (!Number.isSafeInteger(options.maxConcurrentKdf) || options.maxConcurrentKdf < 1)) {
+      throw new RangeError('maxConcurrentKdf must be an integer >= 1');
+    }
     const durability = options.durability ?? 'changes';
     if (durability !== 'changes' && durability !== 'all') throw new RangeError("durability must be 'changes' or 'all'");
     const clock = options.clock ?? Date.now;
@@ -133,7 +141,7 @@ export class VhsmServer {
       clock,
     };
     logger.log('info', 'storage opened', { path: options.storagePath, schema: store.schemaVersion });
-    return new VhsmServer(services, { ...DEFAULT_FAIRNESS, ...options.fairness }, logger);
+    return new VhsmServer(services, fairness, logger);
   }
 
   get stats(): VhsmServerStats {

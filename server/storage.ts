@@ -4,7 +4,8 @@
  * - The file is created 0600 and never opened when group or world can read
  *   or write it (or its -wal/-shm companions).
  * - WAL + synchronous=FULL: a committed transaction survives kill -9 and
- *   power loss.
+ *   power loss. (The server switches its connection to NORMAL and flushes
+ *   the WAL itself, off the event loop: wal-sync.ts.)
  * - Every write goes through `write()`, one IMMEDIATE transaction, so the
  *   server and vhsm-admin can share the file.
  */
