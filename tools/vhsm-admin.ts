@@ -20,7 +20,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import yargs, { type Argv } from 'yargs';
+import yargs, { type Argv, type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { appendAuditRows, readAuditRows, verifyAuditChain, type AuditRecord } from '../server/audit.js';
 import { DEFAULT_PBKDF2_ITERATIONS, MAX_PBKDF2_ITERATIONS, MIN_PBKDF2_ITERATIONS } from '../server/kdf.js';
@@ -143,6 +143,35 @@ function parseAnchor(value: string | undefined): { seq: number; hash: string } |
   return { seq: Number(match[1]), hash: match[2]! };
 }
 
+/** `user allow` and `user deny`: the same command but for the change it makes and what it reports. */
+function containersCommand(verb: 'allow' | 'deny'): CommandModule<object, { name: string; ctids: number[] }> {
+  const spec =
+    verb === 'allow'
+      ? { describe: 'let containers log in as the user', apply: allowContainers, field: 'allowed', says: 'may log in from' }
+      : {
+          describe: 'stop containers from logging in as the user (their sessions end at their next request)',
+          apply: denyContainers,
+          field: 'denied',
+          says: 'may no longer log in from',
+        };
+  return {
+    command: `${verb} <name> <ctids..>`,
+    describe: spec.describe,
+    builder: (y) =>
+      y.positional('name', { type: 'string', demandOption: true }).positional('ctids', { type: 'number', array: true, demandOption: true }),
+    handler: async (args) => {
+      const { db, json } = args as unknown as GlobalArgs;
+      const name = checkUsername(args.name);
+      const ctids = checkCtids(args.ctids);
+      await withStore(db, (store) => {
+        spec.apply(store, name, ctids);
+        auditAdmin(store, `user.${verb}`, name);
+      });
+      output(json, { user: name, [spec.field]: ctids }, `${name} ${spec.says} ${ctids.join(', ')}`);
+    },
+  };
+}
+
 const cli = yargs(hideBin(process.argv))
   .scriptName('vhsm-admin')
   .usage('$0 <command>\n\nAdministers the VHSM server storage: users, allowed containers, audit.')
@@ -247,36 +276,8 @@ const cli = yargs(hideBin(process.argv))
           output(json, users, userTable(users));
         },
       )
-      .command(
-        'allow <name> <ctids..>',
-        'let containers log in as the user',
-        (y) => y.positional('name', { type: 'string', demandOption: true }).positional('ctids', { type: 'number', array: true, demandOption: true }),
-        async (args) => {
-          const { db, json } = args as unknown as GlobalArgs;
-          const name = checkUsername(args.name);
-          const ctids = checkCtids(args.ctids);
-          await withStore(db, (store) => {
-            allowContainers(store, name, ctids);
-            auditAdmin(store, 'user.allow', name);
-          });
-          output(json, { user: name, allowed: ctids }, `${name} may log in from ${ctids.join(', ')}`);
-        },
-      )
-      .command(
-        'deny <name> <ctids..>',
-        'stop containers from logging in as the user (their sessions end at their next request)',
-        (y) => y.positional('name', { type: 'string', demandOption: true }).positional('ctids', { type: 'number', array: true, demandOption: true }),
-        async (args) => {
-          const { db, json } = args as unknown as GlobalArgs;
-          const name = checkUsername(args.name);
-          const ctids = checkCtids(args.ctids);
-          await withStore(db, (store) => {
-            denyContainers(store, name, ctids);
-            auditAdmin(store, 'user.deny', name);
-          });
-          output(json, { user: name, denied: ctids }, `${name} may no longer log in from ${ctids.join(', ')}`);
-        },
-      )
+      .command(containersCommand('allow'))
+      .command(containersCommand('deny'))
       .command(
         'unlock <name>',
         'clear failed-login backoff and locks (all containers, or one)',
