@@ -9,8 +9,16 @@
  * The worker starts with the first checkpoint, so a server that commits
  * little (tests, tools) never starts a thread; closing the DB checkpoints.
  *
- * If the worker fails, the connection goes back to automatic checkpoints:
- * slower, never unbounded WAL growth.
+ * SQLite starts the WAL over only when a write finds every frame copied;
+ * under steady load a commit always lands while the worker copies, so the
+ * WAL would grow forever. Once it passes `maxWalFrames`, the server's
+ * connection copies the few frames left itself, between two commits, and
+ * the next commit starts the WAL over (`journal_size_limit` then trims the
+ * file). That costs the loop one small checkpoint per WAL cycle instead of
+ * one big one.
+ *
+ * If the worker fails, or its checkpoints fail repeatedly, the connection
+ * goes back to automatic checkpoints: slower, never unbounded WAL growth.
  */
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
@@ -21,9 +29,15 @@ import type { Store } from './storage.js';
 export interface CheckpointerOptions {
   readonly everyCommits: number;
   readonly idleMs: number;
+  /** WAL size (frames, 4 KiB each) at which the server's connection finishes a cycle itself. */
+  readonly maxWalFrames: number;
 }
 
-export const DEFAULT_CHECKPOINTER: CheckpointerOptions = { everyCommits: 256, idleMs: 1000 };
+export const DEFAULT_CHECKPOINTER: CheckpointerOptions = { everyCommits: 256, idleMs: 1000, maxWalFrames: 4096 };
+
+/** Consecutive failed worker checkpoints before falling back to SQLite's own. */
+const MAX_FAILURES = 3;
+const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 const SQLITE_DEFAULT_AUTOCHECKPOINT = 1000;
 
@@ -34,6 +48,8 @@ export class Checkpointer {
   private state: 'running' | 'failed' | 'closed' = 'running';
   private worker: Worker | undefined;
   private checkpoints = 0;
+  private failures = 0;
+  private catchUps = 0;
 
   constructor(
     private readonly store: Store,
@@ -41,11 +57,17 @@ export class Checkpointer {
     private readonly options: CheckpointerOptions = DEFAULT_CHECKPOINTER,
   ) {
     store.db.pragma('wal_autocheckpoint = 0');
+    store.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
   }
 
-  /** Completed checkpoints (for tests and stats). */
+  /** Completed worker checkpoints (for tests and stats). */
   get completed(): number {
     return this.checkpoints;
+  }
+
+  /** Cycles finished by the server's own connection (for tests and stats). */
+  get caughtUp(): number {
+    return this.catchUps;
   }
 
   /** Called after every commit of the server's connection. */
@@ -66,7 +88,11 @@ export class Checkpointer {
     if (!wasRunning || !worker) return;
     const exited = once(worker, 'exit');
     worker.postMessage('close' satisfies CheckpointRequest);
-    await exited;
+    try {
+      await exited;
+    } catch {
+      // An 'error' event instead of a clean exit: the thread is gone either way.
+    }
   }
 
   private armIdleTimer(): void {
@@ -101,10 +127,36 @@ export class Checkpointer {
 
   private onReply(reply: CheckpointReply): void {
     this.inFlight = false;
-    if (!reply.ok) this.logger.log('warn', 'WAL checkpoint failed; retrying with the next one', { error: reply.error });
-    else this.checkpoints += 1;
+    if (this.state !== 'running') return;
+    if (!reply.ok) {
+      this.failures += 1;
+      this.logger.log('warn', 'WAL checkpoint failed', { error: reply.error, failures: this.failures });
+      if (this.failures >= MAX_FAILURES) {
+        this.fail(`${this.failures} checkpoints failed in a row`);
+        return;
+      }
+    } else {
+      this.failures = 0;
+      this.checkpoints += 1;
+      if (reply.walFrames >= this.options.maxWalFrames) this.catchUp();
+    }
     if (this.commitsSince >= this.options.everyCommits) this.request();
     else this.armIdleTimer();
+  }
+
+  /**
+   * Copies what the worker could not (the commits that landed while it ran)
+   * on the server's connection, where no commit can land meanwhile: the next
+   * write then starts the WAL over. Runs between group commits (message
+   * events never interrupt one).
+   */
+  private catchUp(): void {
+    try {
+      this.store.db.pragma('wal_checkpoint(PASSIVE)');
+      this.catchUps += 1;
+    } catch (error) {
+      this.logger.log('warn', 'WAL checkpoint on the server connection failed', { error: (error as Error).message });
+    }
   }
 
   private fail(reason: string): void {

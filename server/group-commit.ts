@@ -9,7 +9,9 @@
  *   read-only request (sign, MAC, encrypt, …) once its audit row is in the
  *   WAL: it survives kill -9 of the server at once and a power cut after the
  *   next flush, at most `WalSync.maxDelayMs` later. Its audit row is
- *   written either way; only the wait for the disk is skipped.
+ *   written either way; only the wait for the disk is skipped — except while
+ *   a change is not yet on disk: the read may depend on it (a signature with
+ *   a key whose creation a power cut would undo), so it waits too.
  * - 'all': every reply waits for the disk (what a strict audit policy asks).
  *
  * The flush runs on the libuv pool (wal-sync.ts), so the loop keeps serving
@@ -40,6 +42,8 @@ interface Item {
 export class GroupCommit {
   private items: Item[] = [];
   private scheduled = false;
+  /** Generation (WalSync.written) of the last batch that changed state. */
+  private lastChange = 0;
   private usesTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -81,6 +85,13 @@ export class GroupCommit {
     this.scheduled = false;
     const items = this.items;
     this.items = [];
+    const failure = this.wal.failed;
+    if (failure) {
+      // The disk failed a flush: write nothing more (a change others could
+      // read but its own client was told failed), answer everything with the error.
+      for (const item of items) item.reject(failure);
+      return;
+    }
     const uses = this.uses.take(allUses);
     if (items.length === 0 && uses === undefined) return;
 
@@ -110,12 +121,18 @@ export class GroupCommit {
       for (const item of items) item.reject(error);
       return;
     }
-    this.wal.written();
+    // A read-only request may have read an earlier batch's change that is not
+    // on disk yet (a key created a moment ago): its reply must not reach the
+    // client before the change reaches the disk. This batch's own changes were
+    // applied just now, after its reads ran.
+    const readsWait = this.durability === 'all' || !this.wal.isDurable(this.lastChange);
+    const generation = this.wal.written();
     this.checkpointer.committed();
+    if (items.some((item) => item.change && !failed.has(item))) this.lastChange = generation;
     const waiting: Item[] = [];
     for (const item of items) {
       if (failed.has(item)) item.reject(failed.get(item));
-      else if (item.change || this.durability === 'all') waiting.push(item);
+      else if (item.change || readsWait) waiting.push(item);
       else item.resolve();
     }
     if (waiting.length === 0) {

@@ -243,6 +243,7 @@ export class VhsmServer {
         await services.commits.enqueue(auditRecord(request.sender, services.clock(), audit, op, resultCode));
       } catch (error) {
         this.logger.log('error', 'audit write failed', { op, error: (error as Error).message });
+        wipeSecrets(response); // never sent
         response = errorResponse(id, 'INTERNAL', 'audit log unavailable');
       }
     }

@@ -39,6 +39,7 @@ export class WalSync {
   private timer: NodeJS.Timeout | undefined;
   private failure: Error | undefined;
   private closed = false;
+  private closing: Promise<void> | undefined;
   private readonly sync: SyncFunction;
   private idleWaiters: (() => void)[] = [];
 
@@ -69,14 +70,26 @@ export class WalSync {
     return new WalSync(fd, options);
   }
 
-  /** Records that a commit has been written to the WAL. */
-  written(): void {
+  /** Records that a commit has been written to the WAL; returns its generation. */
+  written(): number {
     this.writtenGeneration += 1;
+    return this.writtenGeneration;
+  }
+
+  /** Whether the commit of `generation` (from written()) is on disk. */
+  isDurable(generation: number): boolean {
+    return generation <= this.syncedGeneration;
+  }
+
+  /** The flush failure, once one happened: nothing written can be called durable after it. */
+  get failed(): Error | undefined {
+    return this.failure;
   }
 
   /** Resolves when every commit written so far is on disk. */
   durable(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new Error('the WAL flusher is closed'));
     const generation = this.writtenGeneration;
     if (generation <= this.syncedGeneration) return Promise.resolve();
     return new Promise((resolve, reject) => {
@@ -95,15 +108,17 @@ export class WalSync {
     }, this.options.maxDelayMs);
   }
 
-  /** Flushes what is left, waits for it, and closes the file. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    if (!this.failure) await this.durable().catch(() => undefined);
-    while (this.inFlight) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-    this.closed = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    closeSync(this.fd);
+  /** Flushes what is left, waits for it, and closes the file. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (!this.failure) await this.durable().catch(() => undefined);
+      while (this.inFlight) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      this.closed = true;
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      closeSync(this.fd);
+    })();
+    return this.closing;
   }
 
   private start(): void {

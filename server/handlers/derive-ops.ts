@@ -37,8 +37,12 @@ function derived(spec: KeyTypeSpec, kdf: ValidKdf, ikm: KeyObject | Uint8Array, 
 /** Stores the derived key; returns its info and, if extractable, a copy of the material. */
 async function storeDerived(ctx: SessionOpContext, result: ValidKeySpec, spec: KeyTypeSpec, usages: number, material: Buffer) {
   const copy = result.extractable ? Buffer.from(material) : undefined;
-  const key = await storeNewKey(ctx, result, spec, usages, material);
-  return { key, keyMaterial: copy };
+  try {
+    return { key: await storeNewKey(ctx, result, spec, usages, material), keyMaterial: copy };
+  } catch (error) {
+    copy?.fill(0); // the key was not stored: its material goes nowhere
+    throw error;
+  }
 }
 
 export const agreeKey: Handler<'agreeKey'> = {

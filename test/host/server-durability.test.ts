@@ -157,12 +157,39 @@ t.test("GroupCommit 'changes': read-only replies do not wait for the flush, chan
   const { held, commits, readOnly, change } = await groupCommitCase(t, 'changes');
   t.ok(readOnly.settled, 'read-only: resolved once written');
   t.notOk(change.settled, 'state change: still waiting for the disk');
+  const readAfterChange = watch(commits.enqueue(record('sign')));
+  await tick();
+  await tick();
+  t.notOk(readAfterChange.settled, 'a read after a change that is not on disk yet waits too (it may depend on it)');
   held.complete();
   await tick();
   t.ok(change.settled, 'state change: resolved by the flush');
+  held.complete(); // the read's batch was written after the first flush began
+  await tick();
+  t.ok(readAfterChange.settled, 'and the read with the next flush');
+  const readLater = watch(commits.enqueue(record('sign')));
+  await tick();
+  await tick();
+  t.ok(readLater.settled, 'once every change is on disk, reads are answered at the WAL write again');
   const closing = commits.close();
   await tick();
+  held.complete();
   await closing;
+});
+
+t.test('GroupCommit: after a failed flush nothing more is written', async (t) => {
+  const { store, held, commits, change } = await groupCommitCase(t, 'changes');
+  held.complete(new Error('EIO'));
+  await tick();
+  t.match(String(change.error), /flushing the WAL failed: EIO/, 'the change waiting for the flush fails');
+  const rows = (): number => (store.db.prepare('SELECT count(*) AS n FROM audit').get() as { n: number }).n;
+  const before = rows();
+  const later = watch(commits.enqueue(record('sign')));
+  await tick();
+  await tick();
+  t.match(String(later.error), /flushing the WAL failed/, 'a later request fails with the same error');
+  t.equal(rows(), before, 'and writes nothing');
+  await commits.close();
 });
 
 t.test("GroupCommit 'all': every reply waits for the flush", async (t) => {
@@ -177,7 +204,7 @@ t.test("GroupCommit 'all': every reply waits for the flush", async (t) => {
 
 t.test('Checkpointer: the worker copies the WAL into the database file', async (t) => {
   const store = openStore(t);
-  const checkpointer = new Checkpointer(store, silentLogger, { everyCommits: 50, idleMs: 50 });
+  const checkpointer = new Checkpointer(store, silentLogger, { everyCommits: 50, idleMs: 50, maxWalFrames: 100_000 });
   t.equal(store.db.pragma('wal_autocheckpoint', { simple: true }), 0, 'the connection no longer checkpoints by itself');
   const sizeBefore = statSync(store.path).size;
   const insert = store.db.prepare('INSERT INTO audit (time_ms, ctid, netns_cookie, pid, uid, gid, user, op, key_id, result, hash) VALUES (?, 1, ?, 1, 0, 0, ?, ?, ?, ?, ?)');
@@ -193,6 +220,27 @@ t.test('Checkpointer: the worker copies the WAL into the database file', async (
   await checkpointer.close();
   await checkpointer.close();
   t.pass('close is idempotent and the worker exits (the test would hang otherwise)');
+});
+
+t.test('Checkpointer: the WAL stays bounded under steady load', async (t) => {
+  const store = openStore(t);
+  const checkpointer = new Checkpointer(store, silentLogger, { everyCommits: 16, idleMs: 50, maxWalFrames: 64 });
+  const insert = store.db.prepare('INSERT INTO audit (time_ms, ctid, netns_cookie, pid, uid, gid, user, op, key_id, result, hash) VALUES (?, 1, ?, 1, 0, 0, ?, ?, ?, ?, ?)');
+  let peak = 0;
+  // One commit per loop turn with a little work between, so the worker's
+  // checkpoints always overlap commits: SQLite alone would never restart the WAL.
+  for (let i = 0; i < 2000; i++) {
+    store.write(() => insert.run(i, '7', 'u'.repeat(200), 'op', 'k'.repeat(64), 'OK', Buffer.alloc(32)));
+    checkpointer.committed();
+    const busyUntil = performance.now() + 0.05;
+    while (performance.now() < busyUntil);
+    await tick();
+    if (i % 100 === 0) peak = Math.max(peak, statSync(`${store.path}-wal`).size);
+  }
+  peak = Math.max(peak, statSync(`${store.path}-wal`).size);
+  t.ok(checkpointer.caughtUp >= 1, `the server's connection finished ${checkpointer.caughtUp} WAL cycle(s)`);
+  t.ok(peak < 2 * 1024 * 1024, `the WAL peaked at ${(peak / 1024).toFixed(0)} KiB (2,000 commits of ~2 pages would be ~16 MiB)`);
+  await checkpointer.close();
 });
 
 t.test('server: durability option is checked; default replies for both kinds of request', async (t) => {

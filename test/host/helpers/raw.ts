@@ -37,7 +37,10 @@ export async function rawLogin(transport: ClientTransport, username: string, pas
   return new Uint8Array(reply.response.login!.session!);
 }
 
-/** Everything in the DB except the audit log, for "changed nothing" checks. */
+/** Key use counters, written at most once a second: compare them through keyInfo/listKeys, which add pending counts. */
+const STATISTICS = new Set(['use_count', 'last_used_ms']);
+
+/** Everything in the DB except the audit log and use counters, for "changed nothing" checks. */
 export function snapshot(dbPath: string): string {
   const db = new Database(dbPath, { readonly: true, fileMustExist: true });
   try {
@@ -46,7 +49,13 @@ export function snapshot(dbPath: string): string {
       out[table] = db
         .prepare(`SELECT * FROM ${table} ORDER BY 1, 2`)
         .all()
-        .map((row) => Object.fromEntries(Object.entries(row as Record<string, unknown>).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('hex') : v])));
+        .map((row) =>
+          Object.fromEntries(
+            Object.entries(row as Record<string, unknown>)
+              .filter(([k]) => !STATISTICS.has(k))
+              .map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('hex') : v]),
+          ),
+        );
     }
     return JSON.stringify(out);
   } finally {
