@@ -11,12 +11,26 @@ import type { CachedKey } from '../sessions.js';
 import type { ValidKeySpec } from '../validate.js';
 import { toKeyInfo } from './convert.js';
 
+// The audit row's user is set by the server before any session handler runs;
+// handlers name the key.
+
+/** Loads the key the request is about (and names it in the audit row). */
+export function loadedKey(ctx: SessionOpContext, keyId: string): CachedKey {
+  ctx.audit.keyId = keyId;
+  return ctx.services.keys.load(ctx.session, keyId);
+}
+
 /** Loads the key and checks it may be used for `usage` (a KeyUsage value). */
 export function usableKey(ctx: SessionOpContext, keyId: string, usage: number): CachedKey {
-  ctx.audit.user = ctx.session.username;
-  ctx.audit.keyId = keyId;
-  const key = ctx.services.keys.load(ctx.session, keyId);
+  const key = loadedKey(ctx, keyId);
   if (!allows(key.usages, usage)) throw new VhsmFailure('USAGE_NOT_ALLOWED', `key ${keyId} does not allow this operation`);
+  return key;
+}
+
+/** Loads the key and checks it was created extractable. */
+export function extractableKey(ctx: SessionOpContext, keyId: string): CachedKey {
+  const key = loadedKey(ctx, keyId);
+  if (!key.extractable) throw new VhsmFailure('NOT_EXTRACTABLE', `key ${keyId} was not created extractable`);
   return key;
 }
 

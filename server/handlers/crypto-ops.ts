@@ -74,7 +74,6 @@ export const verifyMac: Handler<'verifyMac'> = {
 export const digest: Handler<'digest'> = {
   needsSession: true,
   async run(ctx, request) {
-    ctx.audit.user = ctx.session.username;
     const mechanism = digestMechanism(request.algorithm);
     if (!mechanism) throw new VhsmFailure('UNSUPPORTED_ALGORITHM', 'digest algorithm not supported');
     return { digest: { digest: mechanism.digest(request.data) } };
@@ -84,7 +83,6 @@ export const digest: Handler<'digest'> = {
 export const random: Handler<'random'> = {
   needsSession: true,
   async run(ctx, request) {
-    ctx.audit.user = ctx.session.username;
     return { random: { data: randomBytes(request.length) } };
   },
 };

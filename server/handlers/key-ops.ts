@@ -5,13 +5,12 @@
 import { exportPublicKey as exportPublic } from '../crypto/engine.js';
 import { VhsmFailure } from '../errors.js';
 import type { Handler } from '../context.js';
-import { specFor, storeNewKey, usageMaskFor } from './common.js';
+import { extractableKey, loadedKey, specFor, storeNewKey, usageMaskFor } from './common.js';
 import { toKeyInfo } from './convert.js';
 
 export const generateKey: Handler<'generateKey'> = {
   needsSession: true,
   async run(ctx, request) {
-    ctx.audit.user = ctx.session.username;
     ctx.audit.keyId = request.spec.keyId;
     const spec = specFor(request.spec.keyType);
     if (spec.kind === 'key-pair' && request.lengthBytes !== 0) throw new VhsmFailure('INVALID_ARGUMENT', 'length_bytes applies to secret keys only');
@@ -24,7 +23,6 @@ export const generateKey: Handler<'generateKey'> = {
 export const importKey: Handler<'importKey'> = {
   needsSession: true,
   async run(ctx, request) {
-    ctx.audit.user = ctx.session.username;
     ctx.audit.keyId = request.spec.keyId;
     const spec = specFor(request.spec.keyType);
     const usages = usageMaskFor(spec, request.spec.usages);
@@ -36,7 +34,6 @@ export const importKey: Handler<'importKey'> = {
 export const listKeys: Handler<'listKeys'> = {
   needsSession: true,
   async run(ctx, request) {
-    ctx.audit.user = ctx.session.username;
     const rows = ctx.services.keys.list(ctx.session.userId, request.afterKeyId, request.limit + 1);
     const page = rows.slice(0, request.limit);
     const more = rows.length > request.limit;
@@ -47,7 +44,6 @@ export const listKeys: Handler<'listKeys'> = {
 export const keyInfo: Handler<'keyInfo'> = {
   needsSession: true,
   async run(ctx, request) {
-    ctx.audit.user = ctx.session.username;
     ctx.audit.keyId = request.keyId;
     const meta = ctx.services.keys.meta(ctx.session.userId, request.keyId);
     if (!meta) throw new VhsmFailure('KEY_NOT_FOUND', `no key ${request.keyId}`);
@@ -58,7 +54,6 @@ export const keyInfo: Handler<'keyInfo'> = {
 export const deleteKey: Handler<'deleteKey'> = {
   needsSession: true,
   async run(ctx, request) {
-    ctx.audit.user = ctx.session.username;
     ctx.audit.keyId = request.keyId;
     await ctx.commit(() => {
       if (!ctx.services.keys.delete(ctx.session.userId, request.keyId)) throw new VhsmFailure('KEY_NOT_FOUND', `no key ${request.keyId}`);
@@ -71,9 +66,7 @@ export const deleteKey: Handler<'deleteKey'> = {
 export const exportPublicKey: Handler<'exportPublicKey'> = {
   needsSession: true,
   async run(ctx, request) {
-    ctx.audit.user = ctx.session.username;
-    ctx.audit.keyId = request.keyId;
-    const key = ctx.services.keys.load(ctx.session, request.keyId);
+    const key = loadedKey(ctx, request.keyId);
     return { exportPublicKey: { data: exportPublic(key.loaded, request.format) } };
   },
 };
@@ -81,10 +74,7 @@ export const exportPublicKey: Handler<'exportPublicKey'> = {
 export const exportKey: Handler<'exportKey'> = {
   needsSession: true,
   async run(ctx, request) {
-    ctx.audit.user = ctx.session.username;
-    ctx.audit.keyId = request.keyId;
-    const key = ctx.services.keys.load(ctx.session, request.keyId);
-    if (!key.extractable) throw new VhsmFailure('NOT_EXTRACTABLE', `key ${request.keyId} was not created extractable`);
+    const key = extractableKey(ctx, request.keyId);
     return { exportKey: { keyData: specFor(key.keyType).exportMaterial(key.loaded, request.format) } };
   },
 };

@@ -26,7 +26,6 @@ export const login: Handler<'login'> = {
 export const logout: Handler<'logout'> = {
   needsSession: true,
   async run(ctx, request) {
-    ctx.audit.user = ctx.session.username;
     ctx.services.sessions.close(request.session!, ctx.sender);
     return { logout: {} };
   },

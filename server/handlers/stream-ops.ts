@@ -10,14 +10,12 @@ import type { Stream } from '../streams.js';
 import { macFor, noteUse, usableKey } from './common.js';
 
 function noteStream(ctx: SessionOpContext, stream: Stream): void {
-  ctx.audit.user = ctx.session.username;
   if (stream.source.kind === 'mac') ctx.audit.keyId = stream.source.keyId;
 }
 
 export const digestInit: Handler<'digestInit'> = {
   needsSession: true,
   async run(ctx, request) {
-    ctx.audit.user = ctx.session.username;
     const mechanism = digestMechanism(request.algorithm);
     if (!mechanism) throw new VhsmFailure('UNSUPPORTED_ALGORITHM', 'digest algorithm not supported');
     const streamId = ctx.session.streams.open({ kind: 'digest', algorithm: mechanism.algorithm }, mechanism.start());

@@ -9,7 +9,7 @@ import { exportPublicKey, maskOf, parseWrappingPublicKey, unwrapTransported, wra
 import { VhsmFailure } from '../errors.js';
 import type { Handler, SessionOpContext } from '../context.js';
 import type { CachedKey } from '../sessions.js';
-import { naturalFormat, noteUse, specFor, storeNewKey, usableKey, usageMaskFor } from './common.js';
+import { extractableKey, naturalFormat, noteUse, specFor, storeNewKey, usableKey, usageMaskFor } from './common.js';
 import { toKeyInfo } from './convert.js';
 
 /** The default wrapping key's id in every user's key namespace. */
@@ -38,7 +38,6 @@ async function ensureWrappingKey(ctx: SessionOpContext): Promise<void> {
 export const wrappingKey: Handler<'wrappingKey'> = {
   needsSession: true,
   async run(ctx, request) {
-    ctx.audit.user = ctx.session.username;
     ctx.audit.keyId = WRAPPING_KEY_ID;
     await ensureWrappingKey(ctx);
     const key = rsaKey(usableKey(ctx, WRAPPING_KEY_ID, KEY_USAGES.unwrap));
@@ -70,10 +69,7 @@ export const importWrappedKey: Handler<'importWrappedKey'> = {
 export const exportWrappedKey: Handler<'exportWrappedKey'> = {
   needsSession: true,
   async run(ctx, request) {
-    ctx.audit.user = ctx.session.username;
-    ctx.audit.keyId = request.keyId;
-    const key = ctx.services.keys.load(ctx.session, request.keyId);
-    if (!key.extractable) throw new VhsmFailure('NOT_EXTRACTABLE', `key ${request.keyId} was not created extractable`);
+    const key = extractableKey(ctx, request.keyId);
     let publicKey: KeyObject;
     let wrapping: CachedKey | undefined;
     if (request.target.kind === 'stored') {
