@@ -34,6 +34,7 @@ import {
   type SignatureAlgorithmName,
   type SignatureEncodingName,
 } from '../../proto/names.js';
+import { KEY_ID_PATTERN, isValidKeyId } from '../../server/rules.js';
 import { inputError, usageError } from './errors.js';
 import { derToPem, frameCiphertext, jsonBytes, pemToDer, unframeCiphertext, type DataInput, type Encoding } from './io.js';
 
@@ -163,11 +164,9 @@ const KEY_SPEC_OPTIONS: Readonly<Record<string, Options>> = {
   extractable: { type: 'boolean', default: false, describe: 'allow `vhsm keys export` (default: the key never leaves the server)' },
 };
 
-const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
-
 function keySpec(args: Readonly<Record<string, unknown>>) {
   const keyId = args.id as string | undefined;
-  if (keyId !== undefined && !KEY_ID.test(keyId)) throw usageError(`--id must match [A-Za-z0-9][A-Za-z0-9._:-]{0,63}, got '${keyId}'`);
+  if (keyId !== undefined && !isValidKeyId(keyId)) throw usageError(`--id must match ${KEY_ID_PATTERN.source.slice(1, -1)}, got '${keyId}'`);
   return {
     type: args.type as KeyTypeName,
     ...(keyId !== undefined && { keyId }),
@@ -307,19 +306,14 @@ const DERIVED_KEY_OPTIONS: Readonly<Record<string, Options>> = {
 
 /** The new key's spec and KDF from the command line; `kdf` undefined when none was asked for. */
 function derivedSpec(args: Readonly<Record<string, unknown>>, alwaysKdf: boolean) {
-  const keyId = args.id as string | undefined;
-  if (keyId !== undefined && !KEY_ID.test(keyId)) throw usageError(`--id must match [A-Za-z0-9][A-Za-z0-9._:-]{0,63}, got '${keyId}'`);
+  const spec = keySpec(args);
   const length = args.length === undefined ? undefined : Number(args.length);
   if (length !== undefined && !(Number.isInteger(length) && length > 0)) throw usageError('--length is a positive number of bytes');
   const salt = hexOption(args, 'salt', 'the HKDF salt');
   const info = hexOption(args, 'info', 'the HKDF info');
   const useKdf = alwaysKdf || args.kdf !== undefined || salt !== undefined || info !== undefined;
   return {
-    type: args.type as KeyTypeName,
-    ...(keyId !== undefined && { keyId }),
-    ...(args.label !== undefined && { label: String(args.label) }),
-    ...(args.usage !== undefined && { usages: args.usage as KeyUsageName[] }),
-    extractable: args.extractable === true,
+    ...spec,
     ...(length !== undefined && { lengthBytes: length }),
     ...(useKdf && {
       kdf: {
