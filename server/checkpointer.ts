@@ -170,5 +170,7 @@ export class Checkpointer {
     clearTimeout(this.timer);
     this.logger.log('error', 'checkpoint worker failed; SQLite checkpoints on the event loop again', { error: reason });
     if (this.store.db.open) this.store.db.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_AUTOCHECKPOINT}`);
+    // A worker whose checkpoints keep failing is still alive and would keep the process from exiting.
+    void this.worker?.terminate().catch(() => undefined);
   }
 }
