@@ -155,6 +155,7 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
                            InstanceMethod<&NetlinkSocket::SetExtAck>("setExtAck"),
                            InstanceMethod<&NetlinkSocket::SetStrictCheck>("setStrictCheck"),
                            InstanceMethod<&NetlinkSocket::SetCapAck>("setCapAck"),
+                           InstanceMethod<&NetlinkSocket::SetNoEnobufs>("setNoEnobufs"),
                            InstanceMethod<&NetlinkSocket::Send>("send"),
                            InstanceMethod<&NetlinkSocket::Start>("start"),
                            InstanceMethod<&NetlinkSocket::Stop>("stop"),
@@ -269,6 +270,10 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
   void SetExtAck(const Napi::CallbackInfo& info) { SetNetlinkFlag(info, NETLINK_EXT_ACK, "on"); }
   void SetStrictCheck(const Napi::CallbackInfo& info) { SetNetlinkFlag(info, NETLINK_GET_STRICT_CHK, "on"); }
   void SetCapAck(const Napi::CallbackInfo& info) { SetNetlinkFlag(info, NETLINK_CAP_ACK, "on"); }
+  // An overrun of this socket's queue then neither latches congestion (which
+  // would refuse every later message until the queue is empty) nor reports
+  // ENOBUFS: each message that did not fit is refused on its own.
+  void SetNoEnobufs(const Napi::CallbackInfo& info) { SetNetlinkFlag(info, NETLINK_NO_ENOBUFS, "on"); }
 
   // send(bytes) -> bytes sent, to the kernel (port 0). Never blocks.
   Napi::Value Send(const Napi::CallbackInfo& info) {

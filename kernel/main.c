@@ -3,7 +3,7 @@
  * VHSM transport: routes requests from containers (network namespaces) to
  * the one VHSM server over generic netlink, stamping the sender's identity.
  *
- * This file: module parameters, counters, the per-netns CTID bindings, the
+ * This file: module parameters, counters, per-netns data, the
  * NETLINK_URELEASE notifier and module init/exit.
  */
 
@@ -50,11 +50,35 @@ MODULE_PARM_DESC(timeout_ms, "Deadline of a forwarded request in ms, clamped to 
 
 unsigned int vhsm_max_pending_per_ct = 256;
 module_param_named(max_pending_per_ct, vhsm_max_pending_per_ct, uint, 0644);
-MODULE_PARM_DESC(max_pending_per_ct, "Pending requests allowed per netns (default 256)");
+MODULE_PARM_DESC(max_pending_per_ct, "Pending requests allowed per container (default 256)");
 
 unsigned int vhsm_max_pending = 4096;
 module_param_named(max_pending, vhsm_max_pending, uint, 0644);
 MODULE_PARM_DESC(max_pending, "Pending requests allowed in total (default 4096)");
+
+unsigned int vhsm_ct_queue_share = 25;
+
+static int vhsm_percent_set(const char *val, const struct kernel_param *kp)
+{
+	unsigned int v;
+	int err;
+
+	err = kstrtouint(val, 0, &v);
+	if (err)
+		return err;
+	if (v < 1 || v > 100)
+		return -ERANGE;
+	WRITE_ONCE(*(unsigned int *)kp->arg, v);
+	return 0;
+}
+
+static const struct kernel_param_ops vhsm_percent_ops = {
+	.set = vhsm_percent_set,
+	.get = param_get_uint,
+};
+
+module_param_cb(ct_queue_share, &vhsm_percent_ops, &vhsm_ct_queue_share, 0644);
+MODULE_PARM_DESC(ct_queue_share, "Percent of the server socket's receive buffer one container's pending requests may hold, 1-100 (default 25)");
 
 /* Counters since load, indexed by enum vhsm_stat; see pending.c for the
  * invariants that relate them.
@@ -83,12 +107,6 @@ u64 vhsm_stat_read(enum vhsm_stat stat)
 
 static unsigned int vhsm_net_id __read_mostly;
 
-/* Bound namespaces sorted by CTID, so CT_GET can resume after the last CTID
- * it sent.  Holds only namespaces whose pre_exit has not run yet.
- */
-DEFINE_MUTEX(vhsm_bind_lock);
-LIST_HEAD(vhsm_bindings);
-
 /**
  * vhsm_pernet - the module's data of a network namespace
  * @net: the namespace
@@ -98,107 +116,6 @@ LIST_HEAD(vhsm_bindings);
 struct vhsm_net *vhsm_pernet(const struct net *net)
 {
 	return net_generic(net, vhsm_net_id);
-}
-
-/**
- * vhsm_net_ctid - the CTID bound to a network namespace
- * @net: the namespace
- *
- * Return: the CTID, 0 if the namespace is not bound.
- */
-u32 vhsm_net_ctid(const struct net *net)
-{
-	return READ_ONCE(vhsm_pernet(net)->ctid);
-}
-
-static void vhsm_unbind_locked(struct vhsm_net *vn)
-{
-	lockdep_assert_held(&vhsm_bind_lock);
-
-	list_del_init(&vn->bind_node);
-	WRITE_ONCE(vn->ctid, 0);
-}
-
-/**
- * vhsm_ct_bind - bind a network namespace to a CTID
- * @net: the namespace, referenced by the caller
- * @ctid: the CTID, not 0
- * @extack: extended ack for error messages
- *
- * Binding the same pair again is a no-op.
- *
- * Return: 0, or -EEXIST if @net has another CTID or @ctid belongs to another
- * live namespace.
- */
-int vhsm_ct_bind(struct net *net, u32 ctid, struct netlink_ext_ack *extack)
-{
-	struct vhsm_net *vn = vhsm_pernet(net);
-	struct list_head *before = &vhsm_bindings;
-	struct vhsm_net *pos, *tmp;
-	int err = 0;
-
-	mutex_lock(&vhsm_bind_lock);
-	if (vn->ctid) {
-		if (vn->ctid != ctid) {
-			NL_SET_ERR_MSG(extack, "netns already bound to another CTID");
-			err = -EEXIST;
-		}
-		goto out;
-	}
-
-	list_for_each_entry_safe(pos, tmp, &vhsm_bindings, bind_node) {
-		if (pos->ctid == ctid) {
-			if (check_net(pos->net)) {
-				NL_SET_ERR_MSG(extack, "CTID already bound to another netns");
-				err = -EEXIST;
-				goto out;
-			}
-			/* Namespace being dismantled, pre_exit not run yet:
-			 * it has no sockets left, so its CTID is free.
-			 */
-			vhsm_unbind_locked(pos);
-			continue;
-		}
-		if (pos->ctid > ctid && before == &vhsm_bindings)
-			before = &pos->bind_node;
-	}
-
-	WRITE_ONCE(vn->ctid, ctid);
-	list_add_tail(&vn->bind_node, before);
-out:
-	mutex_unlock(&vhsm_bind_lock);
-	return err;
-}
-
-/**
- * vhsm_ct_unbind - forget the binding of a CTID
- * @ctid: the CTID
- * @extack: extended ack for error messages
- *
- * If the namespace hosts the registered server, the registration is dropped
- * and its pending requests fail with ECONNRESET.
- *
- * Return: 0, or -ENOENT if @ctid is not bound.
- */
-int vhsm_ct_unbind(u32 ctid, struct netlink_ext_ack *extack)
-{
-	struct vhsm_net *vn;
-	int err = -ENOENT;
-
-	mutex_lock(&vhsm_bind_lock);
-	list_for_each_entry(vn, &vhsm_bindings, bind_node) {
-		if (vn->ctid == ctid) {
-			vhsm_unbind_locked(vn);
-			vhsm_server_drop_net(vn->net);
-			err = 0;
-			break;
-		}
-	}
-	mutex_unlock(&vhsm_bind_lock);
-
-	if (err)
-		NL_SET_ERR_MSG(extack, "CTID not bound");
-	return err;
 }
 
 static int __net_init vhsm_net_init(struct net *net)
@@ -216,14 +133,10 @@ static int __net_init vhsm_net_init(struct net *net)
  */
 static void __net_exit vhsm_net_pre_exit(struct net *net)
 {
-	struct vhsm_net *vn = vhsm_pernet(net);
-
-	mutex_lock(&vhsm_bind_lock);
-	if (vn->ctid)
-		vhsm_unbind_locked(vn);
-	mutex_unlock(&vhsm_bind_lock);
-
-	vhsm_pending_net_exit(net);
+	/* Nothing pending refers to it: pending entries and the server
+	 * registration hold their sockets, and a socket holds its netns.
+	 */
+	vhsm_ct_net_exit(vhsm_pernet(net));
 }
 
 static void __net_exit vhsm_net_exit(struct net *net)
@@ -232,6 +145,7 @@ static void __net_exit vhsm_net_exit(struct net *net)
 
 	WARN_ON_ONCE(!list_empty(&vn->pending));
 	WARN_ON_ONCE(!list_empty(&vn->bind_node));
+	WARN_ON_ONCE(rcu_access_pointer(vn->ct));
 }
 
 static struct pernet_operations vhsm_net_ops = {
@@ -266,6 +180,10 @@ static struct notifier_block vhsm_netlink_notifier = {
 static int __init vhsm_init(void)
 {
 	int err;
+
+	err = vhsm_pending_init();
+	if (err)
+		return err;
 
 	/* ORDER: per-netns data and the release notifier must exist before
 	 * the family makes the ops reachable.
@@ -305,6 +223,8 @@ static void __exit vhsm_exit(void)
 	netlink_unregister_notifier(&vhsm_netlink_notifier);
 	vhsm_pending_cleanup();
 	unregister_pernet_subsys(&vhsm_net_ops);
+	/* Containers are freed after a grace period (vhsm_ct_put). */
+	rcu_barrier();
 }
 
 module_init(vhsm_init);

@@ -7,24 +7,25 @@
  * resv_start_op is 0, so the core validates every message strictly: an
  * attribute an op does not list (e.g. a CTID or PID in a client REQUEST) is
  * rejected before the doit runs, and ops without attributes accept none.
- * DELIVER and RESPONSE are kernel-to-user only and have no op, so a message
- * with those commands gets EOPNOTSUPP.
+ * DELIVER, RESPONSE and CANCEL are kernel-to-user only and have no op, so a
+ * message with those commands gets EOPNOTSUPP.
  */
 
-#include <linux/cred.h>
 #include <linux/kernel.h>
+#include <linux/pid.h>
 #include <linux/sched.h>
-#include <linux/uidgid.h>
+#include <linux/sched/task.h>
 #include <net/genetlink.h>
 #include <net/netlink.h>
 #include <net/sock.h>
 
 #include "vhsm_transport.h"
 
-static const struct nla_policy vhsm_ct_bind_nl_policy[VHSM_A_NETNS_FD + 1] = {
+static const struct nla_policy vhsm_ct_bind_nl_policy[VHSM_A_PIDNS_PID + 1] = {
 	[VHSM_A_CTID] = NLA_POLICY_MIN(NLA_U32, 1),
 	[VHSM_A_PID] = { .type = NLA_U32 },
 	[VHSM_A_NETNS_FD] = { .type = NLA_U32 },
+	[VHSM_A_PIDNS_PID] = { .type = NLA_U32 },
 };
 
 static const struct nla_policy vhsm_ct_unbind_nl_policy[VHSM_A_CTID + 1] = {
@@ -57,10 +58,41 @@ static int vhsm_admin_check(const struct net *net,
 	return -EPERM;
 }
 
+/* The pid namespace of the process @nr in the caller's pid namespace. */
+static struct pid_namespace *vhsm_pidns_of(u32 nr)
+{
+	struct pid_namespace *ns = ERR_PTR(-ESRCH);
+	struct task_struct *task = NULL;
+	struct pid *pid;
+
+	if (nr > INT_MAX)
+		return ns;
+	pid = find_get_pid(nr);
+	if (pid)
+		task = get_pid_task(pid, PIDTYPE_PID);
+	put_pid(pid);
+	if (!task)
+		return ns;
+	rcu_read_lock();
+	/* NULL once the task has exited. */
+	if (task_active_pid_ns(task))
+		ns = get_pid_ns(task_active_pid_ns(task));
+	rcu_read_unlock();
+	put_task_struct(task);
+	return ns;
+}
+
+/*
+ * CT_BIND: the netns comes from PID or NETNS_FD; the pid namespace its
+ * stamps are counted in from PIDNS_PID if given, else from PID, else it is
+ * the admin's own (for a bare netns, as with "ip netns add").
+ */
 static int vhsm_nl_ct_bind_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct netlink_ext_ack *extack = info->extack;
 	struct nlattr **attrs = info->attrs;
+	struct pid_namespace *pidns;
+	struct nlattr *pidns_attr;
 	struct net *net;
 	u32 ctid, id;
 	int err;
@@ -100,7 +132,20 @@ static int vhsm_nl_ct_bind_doit(struct sk_buff *skb, struct genl_info *info)
 		return -EINVAL;
 	}
 
-	err = vhsm_ct_bind(net, ctid, extack);
+	pidns_attr = attrs[VHSM_A_PIDNS_PID] ?: attrs[VHSM_A_PID];
+	if (pidns_attr)
+		pidns = vhsm_pidns_of(nla_get_u32(pidns_attr));
+	else
+		pidns = get_pid_ns(task_active_pid_ns(current));
+	if (IS_ERR(pidns)) {
+		NL_SET_ERR_MSG_ATTR(extack, pidns_attr, "no such process");
+		err = PTR_ERR(pidns);
+		goto out;
+	}
+
+	err = vhsm_ct_bind(net, pidns, ctid, extack);
+	put_pid_ns(pidns);
+out:
 	put_net(net);
 	return err;
 }
@@ -129,8 +174,9 @@ static int vhsm_nl_ct_get_start(struct netlink_callback *cb)
 
 static int vhsm_nl_fill_binding(struct sk_buff *skb,
 				struct netlink_callback *cb,
-				const struct vhsm_net *vn)
+				struct vhsm_net *vn)
 {
+	const struct vhsm_ct *ct = vhsm_ct_bound(vn);
 	void *hdr;
 
 	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
@@ -138,11 +184,13 @@ static int vhsm_nl_fill_binding(struct sk_buff *skb,
 	if (!hdr)
 		return -EMSGSIZE;
 
-	if (nla_put_u32(skb, VHSM_A_CTID, vn->ctid) ||
+	if (nla_put_u32(skb, VHSM_A_CTID, ct->ctid) ||
 	    nla_put_u64_64bit(skb, VHSM_A_NETNS_COOKIE,
 			      vhsm_net_cookie(vn->net), VHSM_A_PAD) ||
 	    nla_put_u32(skb, VHSM_A_NETNS_INO, vn->net->ns.inum) ||
-	    nla_put_u32(skb, VHSM_A_PENDING, READ_ONCE(vn->npending))) {
+	    nla_put_u32(skb, VHSM_A_PIDNS_INO, ct->pidns->ns.inum) ||
+	    nla_put_u32(skb, VHSM_A_PENDING, READ_ONCE(ct->npending)) ||
+	    nla_put_u32(skb, VHSM_A_QUEUED_BYTES, READ_ONCE(ct->queued))) {
 		genlmsg_cancel(skb, hdr);
 		return -EMSGSIZE;
 	}
@@ -162,12 +210,14 @@ static int vhsm_nl_ct_get_dumpit(struct sk_buff *skb,
 
 	mutex_lock(&vhsm_bind_lock);
 	list_for_each_entry(vn, &vhsm_bindings, bind_node) {
-		if (vn->ctid <= last)
+		u32 ctid = vhsm_net_ctid(vn);
+
+		if (ctid <= last)
 			continue;
 		err = vhsm_nl_fill_binding(skb, cb, vn);
 		if (err)
 			break;
-		last = vn->ctid;
+		last = ctid;
 	}
 	mutex_unlock(&vhsm_bind_lock);
 
@@ -255,12 +305,12 @@ static int vhsm_nl_server_register_doit(struct sk_buff *skb,
 	 * registration is recorded (CT_UNBIND then drops it).
 	 */
 	mutex_lock(&vhsm_bind_lock);
-	if (vhsm_net_ctid(net) != vhsm_veid) {
+	if (vhsm_net_ctid(vhsm_pernet(net)) != vhsm_veid) {
 		NL_SET_ERR_MSG(extack, "netns not bound to vhsm_veid");
 		err = -EACCES;
 	} else {
-		err = vhsm_server_register(net, info->snd_portid, vhsm_veid,
-					   extack);
+		err = vhsm_server_register(NETLINK_CB(skb).sk,
+					   info->snd_portid, vhsm_veid, extack);
 	}
 	mutex_unlock(&vhsm_bind_lock);
 	return err;
@@ -269,19 +319,21 @@ static int vhsm_nl_server_register_doit(struct sk_buff *skb,
 static int vhsm_nl_server_unregister_doit(struct sk_buff *skb,
 					  struct genl_info *info)
 {
-	return vhsm_server_unregister(genl_info_net(info), info->snd_portid,
-				      info->extack);
+	return vhsm_server_unregister(NETLINK_CB(skb).sk, info->extack);
 }
 
-static struct sk_buff *vhsm_nl_msg_new(size_t attrs_len, u32 portid, u32 seq,
-				       u8 cmd, void **hdr)
+static struct sk_buff *vhsm_nl_msg_new(size_t attrs_len, u8 cmd, gfp_t gfp,
+				       void **hdr)
 {
 	struct sk_buff *msg;
 
-	msg = genlmsg_new(attrs_len, GFP_KERNEL | __GFP_NOWARN);
+	msg = genlmsg_new(attrs_len, gfp | __GFP_NOWARN);
 	if (!msg)
 		return NULL;
-	*hdr = genlmsg_put(msg, portid, seq, &vhsm_genl_family, 0, cmd);
+	/* nlmsg_pid and nlmsg_seq: 0 for the server, the client's for a
+	 * RESPONSE, set by pending.c when it knows them.
+	 */
+	*hdr = genlmsg_put(msg, 0, 0, &vhsm_genl_family, 0, cmd);
 	if (!*hdr) {
 		nlmsg_free(msg);
 		return NULL;
@@ -290,46 +342,70 @@ static struct sk_buff *vhsm_nl_msg_new(size_t attrs_len, u32 portid, u32 seq,
 }
 
 /**
- * vhsm_nl_send_status - send a payload-less RESPONSE to a client
- * @net: client's network namespace, referenced by the caller
- * @portid: client's port id
- * @seq: nlmsg_seq of the client's REQUEST
- * @req_id: the request id
+ * vhsm_nl_status_new - a payload-less RESPONSE
  * @status: a positive errno
  *
- * Return: 0 if queued to the client, else a negative errno.
+ * Return: the message, or NULL without memory.
  */
-int vhsm_nl_send_status(struct net *net, u32 portid, u32 seq, u64 req_id,
-			u32 status)
+struct sk_buff *vhsm_nl_status_new(u32 status)
 {
 	struct sk_buff *msg;
 	void *hdr;
 
-	msg = vhsm_nl_msg_new(nla_total_size_64bit(sizeof(u64)) +
-			      nla_total_size(sizeof(u32)),
-			      portid, seq, VHSM_CMD_RESPONSE, &hdr);
+	msg = vhsm_nl_msg_new(nla_total_size(sizeof(u32)), VHSM_CMD_RESPONSE,
+			      GFP_KERNEL, &hdr);
 	if (!msg)
-		return -ENOMEM;
-	if (nla_put_u64_64bit(msg, VHSM_A_REQ_ID, req_id, VHSM_A_PAD) ||
-	    nla_put_u32(msg, VHSM_A_STATUS, status)) {
+		return NULL;
+	if (nla_put_u32(msg, VHSM_A_STATUS, status)) {
 		nlmsg_free(msg);
-		return -EMSGSIZE;
+		return NULL;
 	}
 	genlmsg_end(msg, hdr);
-	return genlmsg_unicast(net, msg, portid);
+	return msg;
 }
 
+/**
+ * vhsm_nl_cancel_new - a CANCEL naming requests whose client is gone
+ * @req_ids: their ids
+ * @n: how many, at least 1
+ *
+ * Return: the message, or NULL without memory.
+ */
+struct sk_buff *vhsm_nl_cancel_new(const u64 *req_ids, unsigned int n)
+{
+	struct sk_buff *msg;
+	unsigned int i;
+	void *hdr;
+
+	msg = vhsm_nl_msg_new(n * nla_total_size_64bit(sizeof(u64)),
+			      VHSM_CMD_CANCEL, GFP_KERNEL, &hdr);
+	if (!msg)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (nla_put_u64_64bit(msg, VHSM_A_REQ_ID, req_ids[i],
+				      VHSM_A_PAD)) {
+			nlmsg_free(msg);
+			return NULL;
+		}
+	}
+	genlmsg_end(msg, hdr);
+	return msg;
+}
+
+/* RESPONSE carries the status and the payload only: nothing in it (such as
+ * the global request id) changes with other containers' activity.
+ */
 static int vhsm_nl_reply_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct netlink_ext_ack *extack = info->extack;
-	struct net *net = genl_info_net(info);
+	struct sock *sk = NETLINK_CB(skb).sk;
 	const struct nlattr *payload;
 	struct sk_buff *msg;
 	u64 req_id;
 	void *hdr;
 	int err;
 
-	err = vhsm_reply_check(net, info->snd_portid, extack);
+	err = vhsm_reply_check(sk, extack);
 	if (err)
 		return err;
 	if (GENL_REQ_ATTR_CHECK(info, VHSM_A_REQ_ID) ||
@@ -345,49 +421,47 @@ static int vhsm_nl_reply_doit(struct sk_buff *skb, struct genl_info *info)
 		return -EMSGSIZE;
 	}
 
-	/* nlmsg_pid and nlmsg_seq are the client's, set by vhsm_reply(). */
-	msg = vhsm_nl_msg_new(nla_total_size_64bit(sizeof(u64)) +
-			      nla_total_size(sizeof(u32)) +
+	msg = vhsm_nl_msg_new(nla_total_size(sizeof(u32)) +
 			      nla_total_size(nla_len(payload)),
-			      0, 0, VHSM_CMD_RESPONSE, &hdr);
+			      VHSM_CMD_RESPONSE, GFP_KERNEL, &hdr);
 	if (!msg)
 		return -ENOMEM;
-	if (nla_put_u64_64bit(msg, VHSM_A_REQ_ID, req_id, VHSM_A_PAD) ||
-	    nla_put_u32(msg, VHSM_A_STATUS, 0) ||
+	if (nla_put_u32(msg, VHSM_A_STATUS, 0) ||
 	    nla_put(msg, VHSM_A_PAYLOAD, nla_len(payload), nla_data(payload))) {
 		nlmsg_free(msg);
 		return -EMSGSIZE;
 	}
 	genlmsg_end(msg, hdr);
 
-	return vhsm_reply(net, info->snd_portid, req_id, msg, extack);
+	return vhsm_reply(sk, req_id, msg, extack);
 }
 
-/* The stamps are computed here, in the sending task (the doit runs inside
- * its sendmsg()): never from NETLINK_CB(skb).portid (an address, not a pid)
- * nor NETLINK_CREDS (forgeable with SCM_CREDENTIALS).
+/* The DELIVER for the server: the request id, the stamps, the payload.
+ * Charged to the sender's memory cgroup.
  */
-static struct sk_buff *vhsm_nl_deliver_new(struct net *net, u32 ctid,
+static struct sk_buff *vhsm_nl_deliver_new(struct net *net,
+					   const struct vhsm_sender *sender,
 					   u64 req_id,
 					   const struct nlattr *payload)
 {
-	struct user_namespace *uns = current_user_ns();
 	struct sk_buff *msg;
 	void *hdr;
 
-	msg = vhsm_nl_msg_new(2 * nla_total_size_64bit(sizeof(u64)) +
+	msg = vhsm_nl_msg_new(3 * nla_total_size_64bit(sizeof(u64)) +
 			      4 * nla_total_size(sizeof(u32)) +
 			      nla_total_size(nla_len(payload)),
-			      0, 0, VHSM_CMD_DELIVER, &hdr);
+			      VHSM_CMD_DELIVER, GFP_KERNEL_ACCOUNT, &hdr);
 	if (!msg)
 		return NULL;
 	if (nla_put_u64_64bit(msg, VHSM_A_REQ_ID, req_id, VHSM_A_PAD) ||
-	    nla_put_u32(msg, VHSM_A_CTID, ctid) ||
+	    nla_put_u32(msg, VHSM_A_CTID, sender->ct->ctid) ||
 	    nla_put_u64_64bit(msg, VHSM_A_NETNS_COOKIE, vhsm_net_cookie(net),
 			      VHSM_A_PAD) ||
-	    nla_put_u32(msg, VHSM_A_PID, task_tgid_vnr(current)) ||
-	    nla_put_u32(msg, VHSM_A_UID, from_kuid_munged(uns, current_euid())) ||
-	    nla_put_u32(msg, VHSM_A_GID, from_kgid_munged(uns, current_egid())) ||
+	    nla_put_u32(msg, VHSM_A_PID, sender->pid) ||
+	    nla_put_u64_64bit(msg, VHSM_A_PROC_START, sender->proc_start,
+			      VHSM_A_PAD) ||
+	    nla_put_u32(msg, VHSM_A_UID, sender->uid) ||
+	    nla_put_u32(msg, VHSM_A_GID, sender->gid) ||
 	    nla_put(msg, VHSM_A_PAYLOAD, nla_len(payload), nla_data(payload))) {
 		nlmsg_free(msg);
 		return NULL;
@@ -398,9 +472,10 @@ static struct sk_buff *vhsm_nl_deliver_new(struct net *net, u32 ctid,
 
 /*
  * A REQUEST that passed the policy and carries a PAYLOAD is counted in
- * REQUESTS and then in exactly one of UNBOUND, TOO_BIG, NO_SERVER, QUOTA,
- * SERVER_BUSY or FORWARDED, in that order of checks:
- *   REQUESTS == UNBOUND + TOO_BIG + NO_SERVER + QUOTA + SERVER_BUSY + FORWARDED
+ * REQUESTS and then in exactly one of UNBOUND, FOREIGN_PID, TOO_BIG,
+ * NO_SERVER, QUOTA, SERVER_BUSY or FORWARDED, in that order of checks:
+ *   REQUESTS == UNBOUND + FOREIGN_PID + TOO_BIG + NO_SERVER + QUOTA +
+ *               SERVER_BUSY + FORWARDED
  * (an allocation failure, -ENOMEM, counts as SERVER_BUSY).
  */
 static int vhsm_nl_request_doit(struct sk_buff *skb, struct genl_info *info)
@@ -408,9 +483,10 @@ static int vhsm_nl_request_doit(struct sk_buff *skb, struct genl_info *info)
 	struct netlink_ext_ack *extack = info->extack;
 	struct net *net = genl_info_net(info);
 	const struct nlattr *payload;
+	struct vhsm_sender sender;
 	struct sk_buff *msg;
 	u64 req_id;
-	u32 ctid;
+	int err;
 
 	if (GENL_REQ_ATTR_CHECK(info, VHSM_A_PAYLOAD)) {
 		NL_SET_ERR_MSG(extack, "PAYLOAD required");
@@ -420,34 +496,38 @@ static int vhsm_nl_request_doit(struct sk_buff *skb, struct genl_info *info)
 
 	vhsm_stat_inc(VHSM_STAT_REQUESTS);
 
-	ctid = vhsm_net_ctid(net);
-	if (!ctid && !READ_ONCE(vhsm_allow_unbound)) {
-		vhsm_stat_inc(VHSM_STAT_UNBOUND);
-		NL_SET_ERR_MSG(extack, "container not bound to a CTID");
-		return -EACCES;
-	}
+	err = vhsm_sender_get(net, &sender, extack);
+	if (err)
+		return err;
 	if (nla_len(payload) > VHSM_PAYLOAD_MAX) {
 		vhsm_stat_inc(VHSM_STAT_TOO_BIG);
 		NL_SET_ERR_MSG_ATTR(extack, payload, "payload too large");
-		return -EMSGSIZE;
+		err = -EMSGSIZE;
+		goto err_put;
 	}
 	/* Spares the allocation; vhsm_forward() decides under the lock. */
 	if (!vhsm_server_present()) {
 		vhsm_stat_inc(VHSM_STAT_NO_SERVER);
 		NL_SET_ERR_MSG(extack, "no server registered");
-		return -ECONNREFUSED;
+		err = -ECONNREFUSED;
+		goto err_put;
 	}
 
 	req_id = vhsm_next_req_id();
-	msg = vhsm_nl_deliver_new(net, ctid, req_id, payload);
+	msg = vhsm_nl_deliver_new(net, &sender, req_id, payload);
 	if (!msg) {
 		vhsm_stat_inc(VHSM_STAT_SERVER_BUSY);
 		NL_SET_ERR_MSG(extack, "out of memory");
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto err_put;
 	}
 
-	return vhsm_forward(net, info->snd_portid, info->snd_seq, req_id, msg,
-			    extack);
+	return vhsm_forward(NETLINK_CB(skb).sk, info->snd_portid,
+			    info->snd_seq, sender.ct, req_id, msg, extack);
+
+err_put:
+	vhsm_ct_put(sender.ct);
+	return err;
 }
 
 static const struct genl_ops vhsm_nl_ops[] = {
@@ -456,7 +536,7 @@ static const struct genl_ops vhsm_nl_ops[] = {
 		.flags = GENL_ADMIN_PERM,
 		.doit = vhsm_nl_ct_bind_doit,
 		.policy = vhsm_ct_bind_nl_policy,
-		.maxattr = VHSM_A_NETNS_FD,
+		.maxattr = VHSM_A_PIDNS_PID,
 	},
 	{
 		.cmd = VHSM_CMD_CT_UNBIND,

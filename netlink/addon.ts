@@ -32,6 +32,8 @@ export interface NativeNetlinkSocket {
   setExtAck(on: boolean): void;
   setStrictCheck(on: boolean): void;
   setCapAck(on: boolean): void;
+  /** NETLINK_NO_ENOBUFS: an overrun refuses that message only, without latching congestion or ENOBUFS. */
+  setNoEnobufs(on: boolean): void;
   /** Sends one datagram to the kernel; returns the bytes sent or throws a NativeSocketError. */
   send(bytes: Uint8Array): number;
   /** Starts delivering datagrams to `callback`; while started the socket is kept alive. */

@@ -57,6 +57,8 @@ export interface GenlSocketOptions {
   readonly extAck?: boolean;
   readonly strictCheck?: boolean;
   readonly capAck?: boolean;
+  /** NETLINK_NO_ENOBUFS; default off. */
+  readonly noEnobufs?: boolean;
   /** Where sockets come from; tests inject fakes here. */
   readonly factory?: NetlinkSocketFactory;
   /** Messages this returns true for go to onUnsolicited() even if their seq matches a request. */
@@ -126,6 +128,7 @@ export class GenlSocket {
       optional(() => native.setExtAck(options.extAck ?? true));
       optional(() => native.setStrictCheck(options.strictCheck ?? true));
       optional(() => native.setCapAck(options.capAck ?? true));
+      if (options.noEnobufs) native.setNoEnobufs(true);
       if (options.recvBufferBytes !== undefined) native.setRecvBuffer(options.recvBufferBytes);
       return new GenlSocket(native, native.bind(), options);
     } catch (error) {

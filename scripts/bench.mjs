@@ -284,6 +284,16 @@ function vmTable() {
   return table(['clients (4 containers)', 'echo/s', 'echo p50 ms', 'echo p99 ms', 'sign/s', 'sign p50 ms', 'sign p99 ms', 'echo/sign p50', 'sign/echo tput'], rows);
 }
 
+/** The same echo load in 4 containers and in one: the module's cross-container cost. */
+function vmPlacementTable() {
+  const vm = results.vm;
+  const rows = (vm.echoPacked ?? []).map((p) => {
+    const s = vm.echo.find((x) => x.clients === p.clients);
+    return [p.clients, fmtRate(s?.perSecond), fmtRate(p.perSecond), fmtRatio(s ? s.perSecond / p.perSecond : undefined), fmtMs(s?.p99), fmtMs(p.p99)];
+  });
+  return table(['echo clients', '4 containers/s', '1 container/s', 'spread/packed', 'p99 4 ct ms', 'p99 1 ct ms'], rows);
+}
+
 function fairnessTable() {
   const rows = [];
   for (const f of results.fairness) {
@@ -380,6 +390,7 @@ if (results.host.length) {
 if (results.vm) {
   say('\n## 2. VM (QEMU TCG, Debian 6.1), through vhsm_transport.ko: null request (echo server) vs VHSM P-256 sign');
   say(vmTable());
+  if (results.vm.echoPacked?.length) say(vmPlacementTable());
   say(`transport share of a sign round trip (p50, 1 client): ${fmtRatio(results.vm.transportShareP50)}`);
 }
 if (results.fairness.length) {

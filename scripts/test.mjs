@@ -11,6 +11,7 @@
 //   npm test -- --vm-only         VM tests only
 //   npm test -- --no-build        skip the build steps (and --no-setup: the installs)
 //   VHSM_VM_TESTS=transport-echo  run only VM test files with that prefix
+//   VHSM_VM_VERBOSE=1             print every VM test file's TAP output, not only failures
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -89,7 +90,11 @@ if (wantVm) {
     const result = await runInVm({
       kernel: kver,
       command: 'node vm/guest-tests.mjs',
-      env: { VHSM_MODULE: module, ...(testsFor(kver) ? { VHSM_VM_TESTS: testsFor(kver) } : {}) },
+      env: {
+        VHSM_MODULE: module,
+        ...(testsFor(kver) ? { VHSM_VM_TESTS: testsFor(kver) } : {}),
+        ...(process.env.VHSM_VM_VERBOSE ? { VHSM_VM_VERBOSE: '1' } : {}),
+      },
       timeoutSec: Number(process.env.VHSM_VM_TIMEOUT_SEC ?? 3000),
       onOutput: (s) => process.stdout.write(s),
       onBootProgress: (phase, s) => phase === 'booted' && log(`[vm] booted in ${s.toFixed(1)} s`),

@@ -3,8 +3,9 @@
  *
  * Row hash = SHA-256(previous row's hash || canonical encoding of the row),
  * starting from 32 zero bytes. The canonical encoding is the JSON array of
- * the row's fields in a fixed order (numbers as numbers, the netns cookie as
- * a decimal string). `audit_head` holds the last seq and hash and is updated
+ * the row's fields in a fixed order (numbers as numbers, the netns cookie and
+ * the process start as decimal strings; rows written before the kernel
+ * stamped the process start have none, and their encoding ends at result). `audit_head` holds the last seq and hash and is updated
  * in the same transaction as every append, so:
  *   - an edited row, or rows swapped, breaks its own link;
  *   - a deleted row leaves a gap in seq and breaks the next link;
@@ -25,6 +26,8 @@ export interface AuditRecord {
   readonly ctid: number;
   readonly netnsCookie: bigint;
   readonly pid: number;
+  /** The sender process's start (ns since boot), as the kernel stamped it; absent in older rows and admin rows. */
+  readonly procStart?: bigint;
   readonly uid: number;
   readonly gid: number;
   /** Username the request acted as (or tried to), '' if none. */
@@ -56,6 +59,7 @@ export function canonicalAuditRow(seq: number, record: AuditRecord): string {
     record.op,
     record.keyId,
     record.result,
+    ...(record.procStart === undefined ? [] : [record.procStart.toString(10)]),
   ]);
 }
 
@@ -80,13 +84,14 @@ export function appendAuditRows(db: Database.Database, records: readonly AuditRe
   let { seq, hash } = readHead(db);
   const insert = prepared(
     db,
-    `INSERT INTO audit (seq, time_ms, ctid, netns_cookie, pid, uid, gid, user, op, key_id, result, hash)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO audit (seq, time_ms, ctid, netns_cookie, pid, uid, gid, user, op, key_id, result, hash, proc_start)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   for (const record of records) {
     seq += 1;
     hash = chainHash(hash, seq, record);
-    insert.run(seq, record.timeMs, record.ctid, record.netnsCookie.toString(10), record.pid, record.uid, record.gid, record.user, record.op, record.keyId, record.result, hash);
+    const procStart = record.procStart === undefined ? null : record.procStart.toString(10);
+    insert.run(seq, record.timeMs, record.ctid, record.netnsCookie.toString(10), record.pid, record.uid, record.gid, record.user, record.op, record.keyId, record.result, hash, procStart);
   }
   prepared(db, 'UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1').run(seq, hash);
 }
@@ -104,6 +109,7 @@ interface RawAuditRow {
   key_id: string;
   result: string;
   hash: Buffer;
+  proc_start: string | null;
 }
 
 function toAuditRow(raw: RawAuditRow): AuditRow {
@@ -113,6 +119,7 @@ function toAuditRow(raw: RawAuditRow): AuditRow {
     ctid: raw.ctid,
     netnsCookie: BigInt(raw.netns_cookie),
     pid: raw.pid,
+    ...(raw.proc_start === null ? {} : { procStart: BigInt(raw.proc_start) }),
     uid: raw.uid,
     gid: raw.gid,
     user: raw.user,

@@ -76,4 +76,9 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
   `,
+  // 2: the kernel stamps the sender process's start time (decimal ns since
+  // boot); NULL in rows written before, which hash as they always did.
+  `
+  ALTER TABLE audit ADD COLUMN proc_start TEXT;
+  `,
 ];

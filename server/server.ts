@@ -83,6 +83,8 @@ export class VhsmServer {
   private transport: ServerTransport | undefined;
   private readonly scheduler: FairScheduler;
   private readonly replies = new Set<Promise<void>>();
+  /** Accepted requests not started yet, by request id: a CANCEL may still spare their work. */
+  private readonly waiting = new Map<bigint, StampedRequest>();
   private requestCount = 0;
 
   private constructor(
@@ -160,7 +162,10 @@ export class VhsmServer {
     this.transport = transport;
     this.state = 'serving';
     this.services.sessions.startSweeping();
-    transport.listen((request) => this.accept(request));
+    transport.listen(
+      (request) => this.accept(request),
+      (requestId) => this.cancel(requestId),
+    );
     this.logger.log('info', 'serving');
   }
 
@@ -190,8 +195,31 @@ export class VhsmServer {
       this.refuse(request, 'SHUTTING_DOWN', 'the server is shutting down');
       return;
     }
-    const accepted = this.scheduler.submit(request.sender.ctid, () => this.process(request));
-    if (!accepted) this.refuse(request, 'BUSY', 'too many requests queued from this container');
+    this.waiting.set(request.requestId, request);
+    const accepted = this.scheduler.submit(request.sender.ctid, () =>
+      // Not waiting any more: cancelled, and already answered.
+      this.waiting.delete(request.requestId) ? this.process(request) : Promise.resolve(),
+    );
+    if (!accepted) {
+      this.waiting.delete(request.requestId);
+      this.refuse(request, 'BUSY', 'too many requests queued from this container');
+    }
+  }
+
+  /**
+   * The client of a request went away (its socket closed). Not started yet:
+   * its work is skipped, and an empty reply releases its share of the
+   * kernel's queue at once. Started: it finishes, and the module drops its
+   * reply. Audited either way.
+   */
+  private cancel(requestId: bigint): void {
+    const request = this.waiting.get(requestId);
+    if (!request) return;
+    this.waiting.delete(requestId);
+    request.payload.fill(0);
+    const record = auditRecord(request.sender, this.services.clock(), { user: '', keyId: '' }, 'cancelled', 'CANCELLED');
+    this.track(this.services.commits.enqueue(record).catch(() => undefined));
+    this.track(this.sendRaw(request, new Uint8Array(0)));
   }
 
   /** Answers without running the request (still audited). */
@@ -281,19 +309,20 @@ export class VhsmServer {
       return Promise.resolve();
     }
     const encoded = encodeResponse(response);
-    const sent = transport
-      .reply(request.requestId, encoded)
-      .catch((error: unknown) => {
-        // The client may have timed out or gone away; nothing else to do.
-        this.logger.log('debug', 'reply not delivered', { ctid: request.sender.ctid, error: (error as Error).message });
-      })
-      .finally(() => {
-        // The transport has its own copy now (sendmsg, or the memory hub's).
-        encoded.fill(0);
-        wipeSecrets(response);
-      });
+    const sent = this.sendRaw(request, encoded).finally(() => {
+      // The transport has its own copy now (sendmsg, or the memory hub's).
+      encoded.fill(0);
+      wipeSecrets(response);
+    });
     this.track(sent);
     return sent;
+  }
+
+  private sendRaw(request: StampedRequest, payload: Uint8Array): Promise<void> {
+    return (this.transport?.reply(request.requestId, payload) ?? Promise.resolve()).catch((error: unknown) => {
+      // The client may have timed out or gone away; nothing else to do.
+      this.logger.log('debug', 'reply not delivered', { ctid: request.sender.ctid, error: (error as Error).message });
+    });
   }
 
   private track(promise: Promise<void>): void {
@@ -346,13 +375,14 @@ function auditRecord(
   timeMs: number,
   audit: { user: string; keyId: string },
   op: string,
-  result: 'OK' | ErrorCodeName,
+  result: 'OK' | ErrorCodeName | 'CANCELLED',
 ): AuditRecord {
   return {
     timeMs,
     ctid: sender.ctid,
     netnsCookie: sender.netnsCookie,
     pid: sender.pid,
+    procStart: sender.procStart,
     uid: sender.uid,
     gid: sender.gid,
     user: audit.user,

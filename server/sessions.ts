@@ -1,11 +1,13 @@
 /**
  * Login sessions.
  *
- * A session id is 128 random bits, usable only from the (CTID, netns
- * cookie, PID) that logged in: the table is keyed by
- * SHA-256(session id || ctid || cookie || pid), so a lookup from anywhere
- * else simply finds nothing — the same answer as a wrong id, in the same
- * time. The plain id is never stored or logged.
+ * A session id is 128 random bits, usable only from the process that
+ * logged in: (CTID, netns cookie, PID, process start time), all stamped by
+ * the kernel. The start time tells a later process that got the same PID
+ * from the one that logged in. The table is keyed by
+ * SHA-256(session id || ctid || cookie || pid || start), so a lookup from
+ * anywhere else simply finds nothing — the same answer as a wrong id, in the
+ * same time. The plain id is never stored or logged.
  *
  * A session holds the user's authentication key (to wrap new keys and
  * unwrap stored ones), a cache of unwrapped keys as KeyObjects, and its
@@ -63,10 +65,11 @@ interface Entry {
 }
 
 function tableKey(sessionId: Uint8Array, sender: SenderIdentity): string {
-  const stamp = Buffer.alloc(16);
+  const stamp = Buffer.alloc(24);
   stamp.writeUInt32BE(sender.ctid >>> 0, 0);
   stamp.writeBigUInt64BE(BigInt.asUintN(64, sender.netnsCookie), 4);
   stamp.writeUInt32BE(sender.pid >>> 0, 12);
+  stamp.writeBigUInt64BE(BigInt.asUintN(64, sender.procStart), 16);
   return createHash('sha256').update(sessionId).update(stamp).digest('base64');
 }
 

@@ -42,10 +42,10 @@ function printBindings(bindings: Binding[]): void {
     process.stdout.write('no containers bound\n');
     return;
   }
-  process.stdout.write(`${'CTID'.padEnd(12)}${'NETNS COOKIE'.padEnd(22)}${'NETNS INODE'.padEnd(14)}PENDING\n`);
-  for (const b of bindings) {
-    process.stdout.write(`${String(b.ctid).padEnd(12)}${String(b.netnsCookie).padEnd(22)}${String(b.netnsIno).padEnd(14)}${b.pending}\n`);
-  }
+  const row = (cells: (string | number | bigint)[]): string =>
+    `${cells.map((c, i) => (i < cells.length - 1 ? String(c).padEnd([12, 22, 14, 14, 9][i]!) : String(c))).join('')}\n`;
+  process.stdout.write(row(['CTID', 'NETNS COOKIE', 'NETNS INODE', 'PIDNS INODE', 'PENDING', 'QUEUED BYTES']));
+  for (const b of bindings) process.stdout.write(row([b.ctid, b.netnsCookie, b.netnsIno, b.pidnsIno, b.pending, b.queuedBytes]));
 }
 
 function printStats(stats: Stats): void {
@@ -75,15 +75,23 @@ const cli = yargs(hideBin(process.argv))
     (y) =>
       y
         .option('ctid', { type: 'number', demandOption: true, describe: 'container id, 1..4294967295' })
-        .option('pid', { type: 'number', describe: 'any process inside the container' })
-        .option('netns', { type: 'string', describe: 'a netns file, e.g. /run/netns/NAME or /proc/PID/ns/net' })
+        .option('pid', { type: 'number', describe: "any process inside the container: its netns, and its pid namespace for the stamped PIDs" })
+        .option('netns', { type: 'string', describe: "a netns file, e.g. /run/netns/NAME or /proc/PID/ns/net (PIDs stamped as the host sees them unless --pidns-pid)" })
+        .option('pidns-pid', { type: 'number', describe: "a process whose pid namespace the container's PIDs are stamped in (default: that of --pid, else the host's)" })
+        .epilog(
+          'Requests are stamped with the PID and uid the container sees: in the pid namespace chosen here and the user ' +
+            'namespace that owns the netns. A process that this pid namespace cannot see (one in a sibling container ' +
+            'sharing the netns, e.g. another container of a Kubernetes pod) is refused: bind such a shared netns with ' +
+            '--netns and no --pidns-pid, and PIDs are stamped as the host sees them.',
+        )
         .check((a) => {
           if ((a.pid === undefined) === (a.netns === undefined)) throw new UsageError('give exactly one of --pid or --netns');
           return true;
         }),
     async (a) => {
       const ctid = parseCtid(a.ctid);
-      const target = a.pid !== undefined ? { pid: a.pid } : { netnsPath: a.netns! };
+      const pidns = a.pidnsPid !== undefined ? { pidnsPid: a.pidnsPid } : {};
+      const target = a.pid !== undefined ? { pid: a.pid, ...pidns } : { netnsPath: a.netns!, ...pidns };
       await withAdmin((admin) => admin.bind(ctid, target));
       if (a.json) jsonOut({ bound: ctid, ...target });
       else process.stdout.write(`bound CTID ${ctid}\n`);

@@ -6,7 +6,8 @@
  * them with the same TransportError codes the real module produces.
  *
  * Like the real thing, payloads are copied (no buffer is shared between the
- * two sides) and delivery is asynchronous.
+ * two sides), delivery is asynchronous, and a client that closes with
+ * requests pending cancels them at the server.
  */
 import {
   TransportError,
@@ -26,6 +27,8 @@ interface Pending {
   readonly client: MemoryClientTransport;
   resolve(payload: Uint8Array): void;
   reject(error: TransportError): void;
+  /** The client closed: its promise fails now, the entry waits for the server's reply (as in the module). */
+  orphan(): void;
 }
 
 const DEFAULT_MAX_PAYLOAD = 32 * 1024;
@@ -102,6 +105,12 @@ export class MemoryTransportHub {
           settle();
           reject(error);
         },
+        orphan: () => {
+          if (timer !== undefined) clearTimeout(timer);
+          reject(new TransportError('ECLOSED', 'transport closed'));
+          const forget = (): void => void this.pending.delete(requestId);
+          this.pending.set(requestId, { client, resolve: forget, reject: forget, orphan: () => undefined });
+        },
       });
       if (options?.timeoutMs !== undefined) {
         timer = setTimeout(() => {
@@ -128,25 +137,30 @@ export class MemoryTransportHub {
     return Promise.resolve();
   }
 
-  /** @internal */
+  /** @internal The client fails its own requests; the server hears of each (as from the module's CANCEL). */
   dropClient(client: MemoryClientTransport): void {
-    for (const entry of [...this.pending.values()]) {
-      if (entry.client === client) entry.reject(new TransportError('ECLOSED', 'transport closed'));
+    for (const [requestId, entry] of [...this.pending]) {
+      if (entry.client !== client) continue;
+      entry.orphan();
+      const server = this.server;
+      if (server !== undefined) setImmediate(() => server.cancel(requestId));
     }
   }
 }
 
 class MemoryServerTransport implements ServerTransport {
   private handler: ((request: StampedRequest) => void) | undefined;
+  private onCancel: ((requestId: bigint) => void) | undefined;
   private closed = false;
 
   constructor(private readonly hub: MemoryTransportHub) {}
 
-  listen(handler: (request: StampedRequest) => void): void {
+  listen(handler: (request: StampedRequest) => void, onCancel?: (requestId: bigint) => void): void {
     if (this.closed) throw new TransportError('ECLOSED', 'transport closed');
     if (this.handler !== undefined) throw new TransportError('EBUSY', 'already listening');
     this.hub.register(this);
     this.handler = handler;
+    this.onCancel = onCancel;
   }
 
   reply(requestId: bigint, payload: Uint8Array): Promise<void> {
@@ -164,6 +178,11 @@ class MemoryServerTransport implements ServerTransport {
   /** @internal */
   deliver(request: StampedRequest): void {
     this.handler?.(request);
+  }
+
+  /** @internal */
+  cancel(requestId: bigint): void {
+    this.onCancel?.(requestId);
   }
 }
 

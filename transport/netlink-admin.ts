@@ -15,6 +15,9 @@ import {
   VHSM_A_NETNS_INO,
   VHSM_A_PENDING,
   VHSM_A_PID,
+  VHSM_A_PIDNS_INO,
+  VHSM_A_PIDNS_PID,
+  VHSM_A_QUEUED_BYTES,
   VHSM_A_SERVER,
   VHSM_A_STATS,
   VHSM_CMD_CT_BIND,
@@ -36,8 +39,12 @@ export interface Binding {
   readonly netnsCookie: bigint;
   /** For display only: inode numbers are reused. */
   readonly netnsIno: number;
-  /** Requests from this container awaiting a reply. */
+  /** The pid namespace its PIDs are stamped in; for display only. */
+  readonly pidnsIno: number;
+  /** Requests charged to this container, awaiting a reply or their deadline. */
   readonly pending: number;
+  /** Bytes of the server's receive queue charged to this container. */
+  readonly queuedBytes: number;
 }
 
 export interface ServerInfo {
@@ -57,7 +64,12 @@ export interface Stats {
   readonly server?: ServerInfo;
 }
 
-export type BindTarget = { readonly pid: number } | { readonly netnsPath: string };
+/**
+ * The container's network namespace: that of process `pid` (as the host
+ * sees it), or a netns file. Its PIDs are stamped in the pid namespace of
+ * process `pidnsPid` if given, else of `pid`, else in the host's.
+ */
+export type BindTarget = ({ readonly pid: number } | { readonly netnsPath: string }) & { readonly pidnsPid?: number };
 
 export interface VhsmAdminOptions {
   /** Per-request deadline; default 5000 ms. */
@@ -83,7 +95,9 @@ export function decodeBinding(message: GenlMessage): Binding {
     ctid: need(a.u32(VHSM_A_CTID), 'CTID'),
     netnsCookie: need(a.u64(VHSM_A_NETNS_COOKIE), 'NETNS_COOKIE'),
     netnsIno: need(a.u32(VHSM_A_NETNS_INO), 'NETNS_INO'),
+    pidnsIno: a.u32(VHSM_A_PIDNS_INO) ?? 0,
     pending: a.u32(VHSM_A_PENDING) ?? 0,
+    queuedBytes: a.u32(VHSM_A_QUEUED_BYTES) ?? 0,
   };
 }
 
@@ -113,6 +127,10 @@ function checkCtid(ctid: number): void {
   if (!Number.isInteger(ctid) || ctid < 1 || ctid > 0xffff_ffff) throw new TransportError('EINVAL', `EINVAL: CTID must be an integer from 1 to 4294967295, got ${ctid}`);
 }
 
+function checkPid(pid: number): void {
+  if (!Number.isInteger(pid) || pid < 1 || pid > 0x7fff_ffff) throw new TransportError('EINVAL', `EINVAL: bad pid ${pid}`);
+}
+
 export class VhsmAdmin {
   private constructor(
     private readonly socket: GenlSocket,
@@ -128,12 +146,14 @@ export class VhsmAdmin {
     return new VhsmAdmin(socket, family.id);
   }
 
-  /** Binds the netns of process `pid` (as the host sees it), or the netns file at `netnsPath`, to `ctid`. */
+  /** Binds a container (see BindTarget) to `ctid`. */
   async bind(ctid: number, target: BindTarget): Promise<void> {
     checkCtid(ctid);
+    const pidns = target.pidnsPid === undefined ? [] : [attr.u32(VHSM_A_PIDNS_PID, target.pidnsPid)];
+    if (target.pidnsPid !== undefined) checkPid(target.pidnsPid);
     if ('pid' in target) {
-      if (!Number.isInteger(target.pid) || target.pid < 1 || target.pid > 0x7fff_ffff) throw new TransportError('EINVAL', `EINVAL: bad pid ${target.pid}`);
-      await this.call(VHSM_CMD_CT_BIND, [attr.u32(VHSM_A_CTID, ctid), attr.u32(VHSM_A_PID, target.pid)]);
+      checkPid(target.pid);
+      await this.call(VHSM_CMD_CT_BIND, [attr.u32(VHSM_A_CTID, ctid), attr.u32(VHSM_A_PID, target.pid), ...pidns]);
       return;
     }
     let fd: number;
@@ -145,7 +165,7 @@ export class VhsmAdmin {
     }
     try {
       // The kernel resolves the fd during the send, so it can be closed right after.
-      await this.call(VHSM_CMD_CT_BIND, [attr.u32(VHSM_A_CTID, ctid), attr.u32(VHSM_A_NETNS_FD, fd)]);
+      await this.call(VHSM_CMD_CT_BIND, [attr.u32(VHSM_A_CTID, ctid), attr.u32(VHSM_A_NETNS_FD, fd), ...pidns]);
     } finally {
       closeSync(fd);
     }

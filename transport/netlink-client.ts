@@ -1,14 +1,13 @@
 /**
  * Client transport over vhsm_transport.ko: REQUEST{PAYLOAD} out (no ACK),
- * RESPONSE{REQ_ID, STATUS, PAYLOAD} back, matched by the nlmsg_seq the
- * kernel echoes. Many requests may be in flight on the one socket.
+ * RESPONSE{STATUS, PAYLOAD} back, matched by the nlmsg_seq the kernel
+ * echoes. Many requests may be in flight on the one socket.
  */
 import { attr } from '../netlink/attributes.js';
 import type { NetlinkSocketFactory } from '../netlink/addon.js';
 import type { GenlMessage } from '../netlink/genl.js';
 import {
   VHSM_A_PAYLOAD,
-  VHSM_A_REQ_ID,
   VHSM_A_STATUS,
   VHSM_CMD_REQUEST,
   VHSM_CMD_RESPONSE,
@@ -34,7 +33,6 @@ export interface NetlinkClientTransport extends ClientTransport {
 
 /** A RESPONSE as the kernel sends it. */
 export interface VhsmResponse {
-  readonly requestId: bigint;
   /** 0 or a positive errno. */
   readonly status: number;
   readonly payload: Uint8Array;
@@ -44,10 +42,9 @@ const DEFAULT_TIMEOUT_MS = 20_000;
 
 export function decodeResponse(message: GenlMessage): VhsmResponse {
   if (message.cmd !== VHSM_CMD_RESPONSE) throw new TransportError('EIO', `expected a RESPONSE, the kernel sent command ${message.cmd}`);
-  const requestId = message.attrs.u64(VHSM_A_REQ_ID);
   const status = message.attrs.u32(VHSM_A_STATUS);
-  if (requestId === undefined || status === undefined) throw new TransportError('EIO', 'RESPONSE without REQ_ID or STATUS');
-  return { requestId, status, payload: message.attrs.binary(VHSM_A_PAYLOAD) ?? new Uint8Array(0) };
+  if (status === undefined) throw new TransportError('EIO', 'RESPONSE without STATUS');
+  return { status, payload: message.attrs.binary(VHSM_A_PAYLOAD) ?? new Uint8Array(0) };
 }
 
 export async function openNetlinkClient(options: NetlinkClientOptions = {}): Promise<NetlinkClientTransport> {

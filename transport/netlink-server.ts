@@ -1,9 +1,10 @@
 /**
  * Server transport over vhsm_transport.ko: registers as the VHSM server,
  * receives DELIVER messages (requests stamped by the kernel) and answers each
- * with REPLY{REQ_ID, PAYLOAD}.
+ * with REPLY{REQ_ID, PAYLOAD}; CANCEL messages name delivered requests whose
+ * client went away.
  */
-import { attr } from '../netlink/attributes.js';
+import { attr, read } from '../netlink/attributes.js';
 import type { NetlinkSocketFactory } from '../netlink/addon.js';
 import { NetlinkFormatError } from '../netlink/bytes.js';
 import { decodeGenlmsg, genlCmdOf, type GenlMessage } from '../netlink/genl.js';
@@ -14,8 +15,10 @@ import {
   VHSM_A_NETNS_COOKIE,
   VHSM_A_PAYLOAD,
   VHSM_A_PID,
+  VHSM_A_PROC_START,
   VHSM_A_REQ_ID,
   VHSM_A_UID,
+  VHSM_CMD_CANCEL,
   VHSM_CMD_DELIVER,
   VHSM_CMD_REPLY,
   VHSM_CMD_SERVER_REGISTER,
@@ -40,7 +43,12 @@ export interface NetlinkServerOptions {
 export interface NetlinkServerTransport extends ServerTransport {
   readonly familyId: number;
   readonly portid: number;
-  /** Receive queue overruns (ENOBUFS): DELIVERs the kernel dropped; their clients get ETIMEDOUT. */
+  /**
+   * Receive queue overruns reported by the socket (ENOBUFS). The module
+   * queues DELIVERs itself and refuses one that does not fit to its client
+   * (EAGAIN), and the socket is set NETLINK_NO_ENOBUFS, so this stays 0
+   * unless something else (an ACK) overran the queue.
+   */
   readonly overruns: number;
   /** DELIVER messages (or datagrams) that could not be decoded and were skipped. */
   readonly malformed: number;
@@ -63,6 +71,7 @@ export function decodeDeliver(message: GenlMessage): StampedRequest {
       ctid: requiredAttr(a.u32(VHSM_A_CTID), 'CTID'),
       netnsCookie: requiredAttr(a.u64(VHSM_A_NETNS_COOKIE), 'NETNS_COOKIE'),
       pid: requiredAttr(a.u32(VHSM_A_PID), 'PID'),
+      procStart: requiredAttr(a.u64(VHSM_A_PROC_START), 'PROC_START'),
       uid: requiredAttr(a.u32(VHSM_A_UID), 'UID'),
       gid: requiredAttr(a.u32(VHSM_A_GID), 'GID'),
     },
@@ -70,32 +79,62 @@ export function decodeDeliver(message: GenlMessage): StampedRequest {
   };
 }
 
+/** The request ids a CANCEL names. */
+export function decodeCancel(message: GenlMessage): bigint[] {
+  if (message.cmd !== VHSM_CMD_CANCEL) throw new NetlinkFormatError(`expected CANCEL, got command ${message.cmd}`);
+  return message.attrs.all(VHSM_A_REQ_ID).map(read.u64);
+}
+
 export async function registerNetlinkServer(options: NetlinkServerOptions = {}): Promise<NetlinkServerTransport> {
   const timeoutMs = options.timeoutMs ?? 5000;
   let familyId: number | undefined;
-  // DELIVERs carry the kernel's own seq, which may equal one of ours:
-  // recognise them by command before matching by seq.
-  const isDeliver = (m: NlMessage): boolean => m.type === familyId && genlCmdOf(m) === VHSM_CMD_DELIVER;
+  // DELIVERs and CANCELs carry the kernel's own seq, which may equal one of
+  // ours: recognise them by command before matching by seq.
+  const isEvent = (m: NlMessage): boolean => {
+    if (m.type !== familyId) return false;
+    const cmd = genlCmdOf(m);
+    return cmd === VHSM_CMD_DELIVER || cmd === VHSM_CMD_CANCEL;
+  };
   const { socket, family } = await openVhsmSocket({
     recvBufferBytes: options.recvBufferBytes ?? DEFAULT_RECV_BUFFER,
     timeoutMs,
     keepAlive: 'always',
-    isUnsolicited: isDeliver,
+    noEnobufs: true,
+    isUnsolicited: isEvent,
     ...(options.factory ? { factory: options.factory } : {}),
   });
   familyId = family.id;
 
   let handler: ((request: StampedRequest) => void) | undefined;
+  let cancelHandler: ((requestId: bigint) => void) | undefined;
   const early: StampedRequest[] = [];
   let malformed = 0;
   let closing: Promise<void> | undefined;
   let stopped = false;
 
   socket.onUnsolicited((message) => {
-    if (stopped || !isDeliver(message)) return; // stopped, or a late answer to a timed-out request
+    if (stopped || !isEvent(message)) return; // stopped, or a late answer to a timed-out request
+    let decoded: GenlMessage;
+    try {
+      decoded = decodeGenlmsg(message);
+    } catch {
+      malformed++;
+      return;
+    }
+    if (decoded.cmd === VHSM_CMD_CANCEL) {
+      let ids: bigint[];
+      try {
+        ids = decodeCancel(decoded);
+      } catch {
+        malformed++; // the requests are simply worked on
+        return;
+      }
+      for (const id of ids) cancelHandler?.(id);
+      return;
+    }
     let request: StampedRequest;
     try {
-      request = decodeDeliver(decodeGenlmsg(message));
+      request = decodeDeliver(decoded);
     } catch {
       malformed++; // no REQ_ID to answer: the kernel's deadline fails it
       return;
@@ -121,10 +160,11 @@ export async function registerNetlinkServer(options: NetlinkServerOptions = {}):
       return malformed + socket.counters.malformed;
     },
 
-    listen(onRequest: (request: StampedRequest) => void): void {
+    listen(onRequest: (request: StampedRequest) => void, onCancel?: (requestId: bigint) => void): void {
       if (handler) throw new Error('listen() was already called');
       if (stopped) throw new TransportError('ECLOSED', 'ECLOSED: the server transport is closed');
       handler = onRequest;
+      cancelHandler = onCancel;
       for (const request of early.splice(0)) onRequest(request);
     },
 

@@ -13,9 +13,18 @@ export interface SenderIdentity {
   readonly ctid: number;
   /** Network namespace cookie: unique for the life of one boot. */
   readonly netnsCookie: bigint;
-  /** Sender's process id (tgid) as its own container sees it. */
+  /**
+   * Sender's process id (tgid) as its container sees it: in the pid
+   * namespace the host admin bound with the CTID, whatever namespaces the
+   * sender made for itself.
+   */
   readonly pid: number;
-  /** Sender's effective uid/gid as its own user namespace sees them. */
+  /**
+   * When the sender's process started (ns since boot). A PID is reused once
+   * its process has exited; (pid, procStart) is never reused during a boot.
+   */
+  readonly procStart: bigint;
+  /** Sender's effective uid/gid as its container's user namespace sees them. */
   readonly uid: number;
   readonly gid: number;
 }
@@ -30,8 +39,13 @@ export interface StampedRequest {
 
 /** Server side: receive stamped requests, answer each one exactly once. */
 export interface ServerTransport {
-  /** Starts delivery. `handler` is called once per request, in arrival order. */
-  listen(handler: (request: StampedRequest) => void): void;
+  /**
+   * Starts delivery. `handler` is called once per request, in arrival order.
+   * `onCancel`, if given, is called for a delivered request whose client
+   * went away before its reply: the work may be skipped, but a reply (any
+   * payload) still releases the request's share of the queue at once.
+   */
+  listen(handler: (request: StampedRequest) => void, onCancel?: (requestId: bigint) => void): void;
   /** Sends the reply for `requestId`. Rejects with TransportError. */
   reply(requestId: bigint, payload: Uint8Array): Promise<void>;
   /** Unregisters and releases the socket. Pending requests get ECONNRESET from the kernel. */

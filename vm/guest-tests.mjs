@@ -37,6 +37,6 @@ for (const file of files) {
   }
   results.push(r);
   console.log(formatResult(r, '[vm] '));
-  if (r.fail) console.log(r.output.split('\n').map((l) => `[vm]   ${l}`).join('\n'));
+  if (r.fail || process.env.VHSM_VM_VERBOSE) console.log(r.output.split('\n').map((l) => `[vm]   ${l}`).join('\n'));
 }
 writeFileSync('/tmp/vhsm-out/results.json', JSON.stringify(results.map(({ output, ...rest }) => ({ ...rest, output: rest.fail ? output : '' }))));

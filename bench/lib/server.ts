@@ -35,7 +35,7 @@ export interface BenchServer {
 }
 
 export function identity(ctid: number, pid = 4242): SenderIdentity {
-  return { ctid, netnsCookie: BigInt(ctid) * 1000n + 7n, pid, uid: 0, gid: 0 };
+  return { ctid, netnsCookie: BigInt(ctid) * 1000n + 7n, pid, procStart: BigInt(pid) * 1_000_003n, uid: 0, gid: 0 };
 }
 
 export async function startBenchServer(

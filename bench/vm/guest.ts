@@ -12,7 +12,9 @@
  * per container, one socket and session per client, one request at a time
  * per client). The transport's share of a signature's cost is the echo round
  * trip over the sign round trip (p50, 1 client), and the throughput ratio
- * sign / echo at each client count.
+ * sign / echo at each client count. Echo runs once more with all clients
+ * packed into one container: whatever the module serialises across
+ * containers (its locks) would show as spread / packed < 1.
  *
  *   node dist/bench/vm/guest.js '{"quick": false}'   (as root, in the VM)
  */
@@ -41,6 +43,13 @@ interface LoadResult {
   readonly p99: number;
 }
 
+const PLACEMENT_ROUNDS = 3;
+
+/** The round with the median throughput. */
+function median(rounds: LoadResult[]): LoadResult {
+  return [...rounds].sort((a, b) => a.perSecond - b.perSecond)[Math.floor(rounds.length / 2)]!;
+}
+
 async function load(agents: Agent[], clients: number, keyId?: string): Promise<LoadResult> {
   const counts = spread(clients);
   const answers = await Promise.all(
@@ -56,9 +65,10 @@ async function load(agents: Agent[], clients: number, keyId?: string): Promise<L
   return { clients, perSecond, p50: Math.max(...got.map((a) => a.p50)), p99: Math.max(...got.map((a) => a.p99)) };
 }
 
-async function openAgents(world: World, kind: 'echo' | 'vhsm'): Promise<Agent[]> {
+/** One agent per container, or with `inOne` all four in the first container (same processes, one netns). */
+async function openAgents(world: World, kind: 'echo' | 'vhsm', inOne = false): Promise<Agent[]> {
   const perAgent = Math.max(...spread(MAX_CLIENTS));
-  const agents = NAMES.map((ns) => world.agent(ns, 'dist/bench/vm/agent.js'));
+  const agents = NAMES.map((ns) => world.agent(inOne ? NAMES[0]! : ns, 'dist/bench/vm/agent.js'));
   await Promise.all(agents.map((agent) => agent.expect('ready')));
   for (const agent of agents) agent.send({ cmd: 'open', kind, clients: perAgent, user: USER.name, password: USER.password });
   await Promise.all(agents.map((agent) => agent.expect('opened', 300_000)));
@@ -67,6 +77,7 @@ async function openAgents(world: World, kind: 'echo' | 'vhsm'): Promise<Agent[]>
 
 async function main(): Promise<void> {
   const echo: LoadResult[] = [];
+  const echoPacked: LoadResult[] = [];
   const sign: LoadResult[] = [];
 
   progress('vm: echo server through the module');
@@ -74,9 +85,22 @@ async function main(): Promise<void> {
   try {
     await world.echoServer();
     const agents = await openAgents(world, 'echo');
+    const packedAgents = await openAgents(world, 'echo', true);
     for (const clients of opts.clients) {
       progress(`vm: echo, ${clients} client(s)`);
-      echo.push(await load(agents, clients));
+      if (clients === 1) {
+        echo.push(await load(agents, clients));
+        continue;
+      }
+      // Alternating rounds, so that a change in the machine's load hits both placements alike.
+      const spreadRounds: LoadResult[] = [];
+      const packedRounds: LoadResult[] = [];
+      for (let round = 0; round < PLACEMENT_ROUNDS; round++) {
+        spreadRounds.push(await load(agents, clients));
+        packedRounds.push(await load(packedAgents, clients));
+      }
+      echo.push(median(spreadRounds));
+      echoPacked.push(median(packedRounds));
     }
   } finally {
     await world.destroy();
@@ -102,6 +126,7 @@ async function main(): Promise<void> {
   result('vm', {
     windowMs: MS,
     echo,
+    echoPacked,
     sign,
     nullRoundTripP50Ms: echo1?.p50,
     signRoundTripP50Ms: sign1?.p50,

@@ -7,23 +7,38 @@
  * describes the same in YNL form and scripts/gen-uapi.mjs derives the
  * TypeScript constants from this file.  Change all three together.
  *
- * Message flow (all messages are genl, family "vhsm", version 1):
+ * Message flow (all messages are genl, family "vhsm", version 2):
  *
- *   client   --REQUEST{PAYLOAD}------------------------------> kernel
- *   kernel   --DELIVER{REQ_ID,CTID,NETNS_COOKIE,PID,UID,GID,PAYLOAD}--> server
- *   server   --REPLY{REQ_ID,PAYLOAD}--------------------------> kernel
- *   kernel   --RESPONSE{REQ_ID,STATUS=0,PAYLOAD}--------------> client
+ *   client   --REQUEST{PAYLOAD}--------------------------------------> kernel
+ *   kernel   --DELIVER{REQ_ID,CTID,NETNS_COOKIE,PID,PROC_START,UID,GID,
+ *                      PAYLOAD}-------------------------------------> server
+ *   server   --REPLY{REQ_ID,PAYLOAD}----------------------------------> kernel
+ *   kernel   --RESPONSE{STATUS=0,PAYLOAD}-----------------------------> client
+ *   kernel   --CANCEL{REQ_ID...}----------------------------------------> server
+ *
+ * The stamps are the sender's, computed by the kernel in the sending task:
+ * PID, UID and GID as the sender's *container* sees them (the pid namespace
+ * recorded when the admin bound the CTID, the user namespace that owns the
+ * container's netns), never as namespaces the sender made for itself; a
+ * sender that container's pid namespace cannot see is refused.  PROC_START
+ * (the process's start time) makes (PID, PROC_START) unique for the boot.
  *
  * A REQUEST refused at once is answered by an NLMSG_ERROR (with extack)
  * carrying the client's nlmsg_seq.  A request that fails later (timeout,
  * server gone) is answered by a RESPONSE with STATUS = a positive errno and
- * no PAYLOAD.  RESPONSE messages carry the client's original nlmsg_seq.
+ * no PAYLOAD.  RESPONSE messages carry the client's original nlmsg_seq and
+ * nothing else that identifies the request: clients match on the seq.
+ *
+ * A request stays charged to its container until the server replies or its
+ * deadline passes, even if the client's socket is closed meanwhile; the
+ * server is then told with a CANCEL naming the requests it may drop (it
+ * still replies, with any payload, to release them early).
  */
 #ifndef _UAPI_LINUX_VHSM_H
 #define _UAPI_LINUX_VHSM_H
 
 #define VHSM_GENL_NAME		"vhsm"
-#define VHSM_GENL_VERSION	1
+#define VHSM_GENL_VERSION	2
 
 /* Largest PAYLOAD accepted in a REQUEST or a REPLY (bytes). */
 #define VHSM_PAYLOAD_MAX	32768
@@ -45,7 +60,9 @@ enum vhsm_cmd {
 
 	/* Clients (any bound netns). */
 	VHSM_CMD_REQUEST,	/* client -> kernel: PAYLOAD only */
-	VHSM_CMD_RESPONSE,	/* kernel -> client: REQ_ID + STATUS [+ PAYLOAD] */
+	VHSM_CMD_RESPONSE,	/* kernel -> client: STATUS [+ PAYLOAD] */
+
+	VHSM_CMD_CANCEL,	/* kernel -> server: REQ_IDs whose client is gone */
 
 	__VHSM_CMD_MAX,
 	VHSM_CMD_MAX = (__VHSM_CMD_MAX - 1)
@@ -56,18 +73,25 @@ enum vhsm_attr {
 	VHSM_A_PAD,		/* padding for 64-bit attributes */
 	VHSM_A_CTID,		/* u32, container id; 0 is never a valid CTID */
 	VHSM_A_PID,		/* u32, a pid (BIND: in the admin's pid ns;
-				 * DELIVER: the sender's tgid as its container sees it) */
+				 * DELIVER: the sender's tgid as its container's
+				 * pid namespace sees it) */
 	VHSM_A_NETNS_FD,	/* u32, an fd of a /proc/PID/ns/net or /run/netns file */
 	VHSM_A_NETNS_COOKIE,	/* u64, never reused during one boot */
 	VHSM_A_NETNS_INO,	/* u32, for display only: inode numbers are reused */
 	VHSM_A_REQ_ID,		/* u64, kernel-assigned, never reused during one load */
-	VHSM_A_UID,		/* u32, sender's euid as its user namespace sees it */
-	VHSM_A_GID,		/* u32, sender's egid as its user namespace sees it */
+	VHSM_A_UID,		/* u32, sender's euid as its container's user ns sees it */
+	VHSM_A_GID,		/* u32, sender's egid as its container's user ns sees it */
 	VHSM_A_PAYLOAD,		/* binary, at most VHSM_PAYLOAD_MAX bytes */
 	VHSM_A_STATUS,		/* u32, 0 or a positive errno */
 	VHSM_A_PENDING,		/* u32, requests awaiting a reply */
 	VHSM_A_STATS,		/* nest of enum vhsm_stat, each a u64 */
 	VHSM_A_SERVER,		/* nest of enum vhsm_server_attr */
+	VHSM_A_PROC_START,	/* u64, sender process's start, ns since boot
+				 * (CLOCK_BOOTTIME); with PID unique per boot */
+	VHSM_A_PIDNS_PID,	/* u32, BIND: a pid (admin's pid ns) whose pid
+				 * namespace is the container's */
+	VHSM_A_PIDNS_INO,	/* u32, for display only: inode numbers are reused */
+	VHSM_A_QUEUED_BYTES,	/* u32, bytes of the server's queue charged to a CTID */
 
 	__VHSM_A_MAX,
 	VHSM_A_MAX = (__VHSM_A_MAX - 1)
@@ -90,7 +114,7 @@ enum vhsm_server_attr {
 enum vhsm_stat {
 	VHSM_STAT_UNSPEC,
 	VHSM_STAT_PAD,
-	VHSM_STAT_REQUESTS,	/* REQUESTs received */
+	VHSM_STAT_REQUESTS,	/* REQUESTs received (with a PAYLOAD) */
 	VHSM_STAT_FORWARDED,	/* REQUESTs delivered to the server */
 	VHSM_STAT_REPLIES,	/* REPLYs accepted from the server */
 	VHSM_STAT_RESPONSES,	/* RESPONSEs delivered to clients (any status) */
@@ -98,12 +122,15 @@ enum vhsm_stat {
 	VHSM_STAT_NO_SERVER,	/* refused: no server registered (ECONNREFUSED) */
 	VHSM_STAT_TOO_BIG,	/* refused: payload over VHSM_PAYLOAD_MAX (EMSGSIZE) */
 	VHSM_STAT_SERVER_BUSY,	/* refused: server queue or global table full (EAGAIN) */
-	VHSM_STAT_QUOTA,	/* refused: per-container pending quota (ENOBUFS) */
+	VHSM_STAT_QUOTA,	/* refused: container's pending or byte quota (ENOBUFS) */
 	VHSM_STAT_TIMEOUTS,	/* failed: deadline passed (ETIMEDOUT) */
 	VHSM_STAT_SERVER_GONE,	/* failed: server went away (ECONNRESET) */
-	VHSM_STAT_CLIENT_GONE,	/* dropped: client socket or netns went away */
+	VHSM_STAT_CLIENT_GONE,	/* finished after its client went away: nothing sent */
 	VHSM_STAT_BAD_REPLY,	/* REPLY for an unknown/expired id, or from a non-server (EPERM/ENOENT) */
-	VHSM_STAT_UNDELIVERED,	/* RESPONSE could not be queued to a live client */
+	VHSM_STAT_UNDELIVERED,	/* RESPONSE could not be queued to the client */
+	VHSM_STAT_FOREIGN_PID,	/* refused: sender not in its container's pid ns (EACCES) */
+	VHSM_STAT_ORPHANED,	/* pending requests whose client socket went away */
+	VHSM_STAT_CANCELS,	/* CANCEL messages queued to the server */
 
 	__VHSM_STAT_MAX,
 	VHSM_STAT_MAX = (__VHSM_STAT_MAX - 1)

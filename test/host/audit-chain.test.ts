@@ -141,6 +141,7 @@ t.test('verify detects edited, deleted, reordered and truncated rows', async (t)
       op: row.op,
       keyId: row.key_id,
       result: row.result,
+      ...(row.proc_start === null ? {} : { procStart: BigInt(row.proc_start) }),
     };
     previous = chainHash(previous, row.seq, record);
     fix.run(previous, row.seq);

@@ -32,7 +32,7 @@ import { decodeNlmsgs, encodeNlmsg, type NlMessage } from '../../netlink/message
 import * as V from '../../netlink/vhsm-uapi.js';
 import { VhsmAdmin, STAT_NAMES } from '../../transport/netlink-admin.js';
 import { openNetlinkClient } from '../../transport/netlink-client.js';
-import { registerNetlinkServer } from '../../transport/netlink-server.js';
+import { decodeCancel, registerNetlinkServer } from '../../transport/netlink-server.js';
 import { TransportError } from '../../transport/types.js';
 
 const FAMILY = 0x1b;
@@ -65,6 +65,9 @@ class FakeSocket implements NativeNetlinkSocket {
   }
   setCapAck(on: boolean): void {
     this.options.capAck = on;
+  }
+  setNoEnobufs(on: boolean): void {
+    this.options.noEnobufs = on;
   }
   send(bytes: Uint8Array): number {
     if (this.closed) throw Object.assign(new Error('sendto EBADF'), { code: 'EBADF', errno: -9, syscall: 'sendto' });
@@ -150,7 +153,7 @@ function fakeKernel(vhsm: Kernel, options: FakeKernelOptions = {}): FakeSocket {
       sock.deliver(genl(CTRL_CMD_NEWFAMILY, req.seq, [
         attr.u16(CTRL_ATTR_FAMILY_ID, FAMILY),
         attr.string(CTRL_ATTR_FAMILY_NAME, 'vhsm'),
-        attr.u32(CTRL_ATTR_VERSION, options.familyVersion ?? 1),
+        attr.u32(CTRL_ATTR_VERSION, options.familyVersion ?? V.VHSM_GENL_VERSION),
       ], 0, GENL_ID_CTRL));
       return;
     }
@@ -171,9 +174,8 @@ async function rejection(p: Promise<unknown>): Promise<TransportError> {
   throw new Error('expected a rejection');
 }
 
-const response = (seq: number, requestId: bigint, status: number, payload?: Uint8Array): Uint8Array =>
+const response = (seq: number, status: number, payload?: Uint8Array): Uint8Array =>
   genl(V.VHSM_CMD_RESPONSE, seq, [
-    attr.u64(V.VHSM_A_REQ_ID, requestId),
     attr.u32(V.VHSM_A_STATUS, status),
     ...(payload ? [attr.binary(V.VHSM_A_PAYLOAD, payload)] : []),
   ]);
@@ -203,7 +205,7 @@ t.test('client: REQUEST out without ACK, RESPONSEs matched by seq in any order',
   });
   t.equal(new Set(requests.map((r) => r.seq)).size, 3, 'distinct seqs');
   // The server answers out of order; each RESPONSE carries its client's seq.
-  for (const [i, r] of [...requests.entries()].reverse()) sock.deliver(response(r.seq, BigInt(100 + i), 0, Uint8Array.of(0xa0 + i)));
+  for (const [i, r] of [...requests.entries()].reverse()) sock.deliver(response(r.seq, 0, Uint8Array.of(0xa0 + i)));
   t.same(await Promise.all(promises), [Uint8Array.of(0xa0), Uint8Array.of(0xa1), Uint8Array.of(0xa2)], 'each promise got its own reply');
   t.equal(client.inFlight, 0);
   t.equal(sock.referenced, false, 'idle again');
@@ -222,17 +224,17 @@ t.test('client: a RESPONSE with STATUS is a TransportError with that errno', asy
   for (const [status, code, message] of cases) {
     const p = client.request(Uint8Array.of(7));
     const [req] = sock.sentCmd(V.VHSM_CMD_REQUEST).slice(-1);
-    sock.deliver(response(req!.seq, 9n, status));
+    sock.deliver(response(req!.seq, status));
     const e = await rejection(p);
     t.ok(e instanceof TransportError, `STATUS ${status} rejects with a TransportError`);
     t.match(e, { code, errno: status, message });
   }
   const empty = client.request(Uint8Array.of(1));
-  sock.deliver(response(sock.sentCmd(V.VHSM_CMD_REQUEST).at(-1)!.seq, 10n, 0));
+  sock.deliver(response(sock.sentCmd(V.VHSM_CMD_REQUEST).at(-1)!.seq, 0));
   t.same(await empty, new Uint8Array(0), 'STATUS 0 without PAYLOAD: an empty reply');
   const bad = client.request(Uint8Array.of(1));
-  sock.deliver(genl(V.VHSM_CMD_RESPONSE, sock.sentCmd(V.VHSM_CMD_REQUEST).at(-1)!.seq, [attr.u64(V.VHSM_A_REQ_ID, 1n)]));
-  t.match(await rejection(bad), { code: 'EIO', message: /RESPONSE without REQ_ID or STATUS/ }, 'a RESPONSE without STATUS is EIO');
+  sock.deliver(genl(V.VHSM_CMD_RESPONSE, sock.sentCmd(V.VHSM_CMD_REQUEST).at(-1)!.seq, [attr.binary(V.VHSM_A_PAYLOAD, Uint8Array.of(1))]));
+  t.match(await rejection(bad), { code: 'EIO', message: /RESPONSE without STATUS/ }, 'a RESPONSE without STATUS is EIO');
 });
 
 t.test('client: NLMSG_ERROR refusals carry the errno name and the extack message', async (t) => {
@@ -258,8 +260,8 @@ t.test('client: forged datagrams from user space are ignored', async (t) => {
   t.teardown(() => client.close());
   const p = client.request(Uint8Array.of(1));
   const seq = sock.sentCmd(V.VHSM_CMD_REQUEST)[0]!.seq;
-  sock.deliver(response(seq, 1n, 0, Uint8Array.of(0x66)), 31337); // a peer with CAP_NET_ADMIN
-  sock.deliver(response(seq, 1n, 0, Uint8Array.of(0x42)));
+  sock.deliver(response(seq, 0, Uint8Array.of(0x66)), 31337); // a peer with CAP_NET_ADMIN
+  sock.deliver(response(seq, 0, Uint8Array.of(0x42)));
   t.same(await p, Uint8Array.of(0x42), 'only the kernel\'s RESPONSE counts');
 });
 
@@ -269,7 +271,7 @@ t.test('client: timeouts, late responses, oversize payloads, close', async (t) =
   const started = Date.now();
   t.match(await rejection(client.request(Uint8Array.of(1), { timeoutMs: 30 })), { code: 'ETIMEDOUT', errno: 110 }, 'client-side deadline');
   t.ok(Date.now() - started >= 25, 'not before the deadline');
-  sock.deliver(response(sock.sentCmd(V.VHSM_CMD_REQUEST)[0]!.seq, 1n, 0, Uint8Array.of(1)));
+  sock.deliver(response(sock.sentCmd(V.VHSM_CMD_REQUEST)[0]!.seq, 0, Uint8Array.of(1)));
   await new Promise((r) => setImmediate(r));
   t.pass('a late RESPONSE is dropped quietly');
 
@@ -293,20 +295,30 @@ t.test('client: a missing module is ENOENT "vhsm_transport module not loaded"', 
   t.ok(e instanceof TransportError);
   t.match(e, { code: 'ENOENT', message: 'vhsm_transport module not loaded', errno: 2 });
   t.equal(sock.closed, true, 'socket closed');
-  const old = fakeKernel(() => {}, { familyVersion: 2 });
-  t.match(await rejection(openNetlinkClient({ factory: factoryFor(old) })), { code: 'EIO', message: /version 2/ }, 'ABI version mismatch refused');
+  const old = fakeKernel(() => {}, { familyVersion: 1 });
+  t.match(await rejection(openNetlinkClient({ factory: factoryFor(old) })), { code: 'EIO', message: /speaks version 1, this build speaks 2/ }, 'ABI version mismatch refused');
 });
 
 // ---------------------------------------------------------------- server
 
 /** DELIVER as the module builds it: u64s via nla_put_u64_64bit (a PAD may precede them). */
-function deliver(seq: number, requestId: bigint, sender: { ctid: number; cookie: bigint; pid: number; uid: number; gid: number }, payload: Uint8Array, pad = false): Uint8Array {
+interface Stamp {
+  ctid: number;
+  cookie: bigint;
+  pid: number;
+  start: bigint;
+  uid: number;
+  gid: number;
+}
+
+function deliver(seq: number, requestId: bigint, sender: Stamp, payload: Uint8Array, pad = false): Uint8Array {
   return genl(V.VHSM_CMD_DELIVER, seq, [
     ...(pad ? [attr.flag(V.VHSM_A_PAD)] : []),
     attr.u64(V.VHSM_A_REQ_ID, requestId),
     attr.u32(V.VHSM_A_CTID, sender.ctid),
     attr.u64(V.VHSM_A_NETNS_COOKIE, sender.cookie),
     attr.u32(V.VHSM_A_PID, sender.pid),
+    attr.u64(V.VHSM_A_PROC_START, sender.start),
     attr.u32(V.VHSM_A_UID, sender.uid),
     attr.u32(V.VHSM_A_GID, sender.gid),
     attr.binary(V.VHSM_A_PAYLOAD, payload),
@@ -332,8 +344,8 @@ t.test('server: register, DELIVER -> StampedRequest, REPLY', async (t) => {
   // Two DELIVERs before listen(): kept, then handed over in order. The
   // kernel's seq for the first collides with nothing yet; the second reuses
   // a seq the server has in flight, and must still be seen as a DELIVER.
-  const alice = { ctid: 101, cookie: 0x1000_0000_0000_0001n, pid: 1, uid: 0, gid: 0 };
-  const bob = { ctid: 102, cookie: 0xffff_ffff_ffff_fff0n, pid: 4321, uid: 1000, gid: 1000 };
+  const alice = { ctid: 101, cookie: 0x1000_0000_0000_0001n, pid: 1, start: 12_345_678_901n, uid: 0, gid: 0 };
+  const bob = { ctid: 102, cookie: 0xffff_ffff_ffff_fff0n, pid: 4321, start: 2n ** 64n - 1n, uid: 1000, gid: 1000 };
   sock.deliver(deliver(77, 1n, alice, Uint8Array.of(1, 2, 3), true));
   await new Promise((r) => setImmediate(r));
   const got: unknown[] = [];
@@ -343,8 +355,8 @@ t.test('server: register, DELIVER -> StampedRequest, REPLY', async (t) => {
   sock.deliver(deliver(replySeq, 2n ** 64n - 1n, bob, new Uint8Array(0)));
   await first;
   t.same(got, [
-    { requestId: 1n, sender: { ctid: 101, netnsCookie: 0x1000_0000_0000_0001n, pid: 1, uid: 0, gid: 0 }, payload: Uint8Array.of(1, 2, 3) },
-    { requestId: 2n ** 64n - 1n, sender: { ctid: 102, netnsCookie: 0xffff_ffff_ffff_fff0n, pid: 4321, uid: 1000, gid: 1000 }, payload: new Uint8Array(0) },
+    { requestId: 1n, sender: { ctid: 101, netnsCookie: 0x1000_0000_0000_0001n, pid: 1, procStart: 12_345_678_901n, uid: 0, gid: 0 }, payload: Uint8Array.of(1, 2, 3) },
+    { requestId: 2n ** 64n - 1n, sender: { ctid: 102, netnsCookie: 0xffff_ffff_ffff_fff0n, pid: 4321, procStart: 2n ** 64n - 1n, uid: 1000, gid: 1000 }, payload: new Uint8Array(0) },
   ], 'stamped requests decoded exactly, in arrival order');
   await pendingReply;
   t.pass('a REPLY the kernel did not refuse resolves without an ACK');
@@ -378,7 +390,7 @@ t.test('server: overruns and malformed DELIVERs are counted, delivery goes on', 
   t.equal(sock.options.recvBuffer, 1 << 20);
   const seen: bigint[] = [];
   server.listen((r) => seen.push(r.requestId));
-  const who = { ctid: 1, cookie: 1n, pid: 1, uid: 0, gid: 0 };
+  const who = { ctid: 1, cookie: 1n, pid: 1, start: 1n, uid: 0, gid: 0 };
   sock.failReceive('ENOBUFS', 105);
   sock.deliver(genl(V.VHSM_CMD_DELIVER, 0, [attr.u64(V.VHSM_A_REQ_ID, 3n), attr.binary(V.VHSM_A_PAYLOAD, Uint8Array.of(1))])); // no stamp
   sock.deliver(Uint8Array.of(1, 2, 3)); // not netlink at all
@@ -389,6 +401,26 @@ t.test('server: overruns and malformed DELIVERs are counted, delivery goes on', 
   t.same(seen, [4n], 'the good DELIVER still arrives');
   await server.reply(4n, Uint8Array.of(1));
   t.equal(sock.sentCmd(V.VHSM_CMD_REPLY)[0]?.flags, NLM_F_REQUEST | NLM_F_ACK, 'replyAck: REPLY asks for an ACK');
+});
+
+t.test('server: CANCEL names delivered requests whose client went away', async (t) => {
+  const sock = fakeKernel((req, s) => s.deliver(ack(req)));
+  const server = await registerNetlinkServer({ factory: factoryFor(sock) });
+  t.teardown(() => server.close());
+  t.equal(sock.options.noEnobufs, true, 'the server socket is NETLINK_NO_ENOBUFS: an overrun latches nothing');
+  const who = { ctid: 7, cookie: 70n, pid: 700, start: 7_000n, uid: 0, gid: 0 };
+  const requests: bigint[] = [];
+  const cancelled: bigint[] = [];
+  server.listen((r) => requests.push(r.requestId), (id) => cancelled.push(id));
+  sock.deliver(deliver(0, 10n, who, Uint8Array.of(1)));
+  sock.deliver(genl(V.VHSM_CMD_CANCEL, 0, [attr.u64(V.VHSM_A_REQ_ID, 10n), attr.u64(V.VHSM_A_REQ_ID, 2n ** 64n - 2n)]));
+  sock.deliver(genl(V.VHSM_CMD_CANCEL, 0, [attr.u32(V.VHSM_A_REQ_ID, 5)])); // not a u64
+  await new Promise((r) => setTimeout(r, 5));
+  t.same(requests, [10n], 'the request arrived');
+  t.same(cancelled, [10n, 2n ** 64n - 2n], 'every id of a CANCEL reaches onCancel, in order');
+  t.equal(server.malformed, 1, 'a CANCEL with a malformed id is counted and skipped');
+  t.same(decodeCancel(decodeGenlmsg(decodeNlmsgs(genl(V.VHSM_CMD_CANCEL, 0, []))[0]!)), [], 'a CANCEL naming nothing names nothing');
+  t.throws(() => decodeCancel(decodeGenlmsg(decodeNlmsgs(deliver(0, 1n, who, Uint8Array.of(1)))[0]!)), /expected CANCEL/);
 });
 
 t.test('server: registration refused', async (t) => {
@@ -446,9 +478,16 @@ t.test('admin: bind by pid or netns path, unbind, refusals', async (t) => {
 t.test('admin: list (dump) and stats', async (t) => {
   const sock = fakeKernel((req, s) => {
     if (req.cmd === V.VHSM_CMD_CT_GET) {
-      const row = (ctid: number, cookie: bigint, ino: number, pending: number) =>
-        genl(V.VHSM_CMD_CT_GET, req.seq, [attr.u32(V.VHSM_A_CTID, ctid), attr.u64(V.VHSM_A_NETNS_COOKIE, cookie), attr.u32(V.VHSM_A_NETNS_INO, ino), attr.u32(V.VHSM_A_PENDING, pending)], NLM_F_MULTI);
-      s.deliver(new Uint8Array([...row(101, 11n, 4026532000, 2), ...row(412, 2n ** 63n, 4026532001, 0)]));
+      const row = (ctid: number, cookie: bigint, ino: number, pidns: number, pending: number, queued: number) =>
+        genl(V.VHSM_CMD_CT_GET, req.seq, [
+          attr.u32(V.VHSM_A_CTID, ctid),
+          attr.u64(V.VHSM_A_NETNS_COOKIE, cookie),
+          attr.u32(V.VHSM_A_NETNS_INO, ino),
+          attr.u32(V.VHSM_A_PIDNS_INO, pidns),
+          attr.u32(V.VHSM_A_PENDING, pending),
+          attr.u32(V.VHSM_A_QUEUED_BYTES, queued),
+        ], NLM_F_MULTI);
+      s.deliver(new Uint8Array([...row(101, 11n, 4026532000, 4026531836, 2, 4352), ...row(412, 2n ** 63n, 4026532001, 4026531836, 0, 0)]));
       s.deliver(encodeNlmsg({ type: NLMSG_DONE, flags: NLM_F_MULTI, seq: req.seq, portid: PORTID }, new Uint8Array(4)));
     } else if (req.cmd === V.VHSM_CMD_STATS_GET) {
       const withServer = sock.sentCmd(V.VHSM_CMD_STATS_GET).length === 1;
@@ -467,8 +506,8 @@ t.test('admin: list (dump) and stats', async (t) => {
   t.teardown(() => admin.close());
 
   t.same(await admin.list(), [
-    { ctid: 101, netnsCookie: 11n, netnsIno: 4026532000, pending: 2 },
-    { ctid: 412, netnsCookie: 2n ** 63n, netnsIno: 4026532001, pending: 0 },
+    { ctid: 101, netnsCookie: 11n, netnsIno: 4026532000, pidnsIno: 4026531836, pending: 2, queuedBytes: 4352 },
+    { ctid: 412, netnsCookie: 2n ** 63n, netnsIno: 4026532001, pidnsIno: 4026531836, pending: 0, queuedBytes: 0 },
   ]);
   t.equal(sock.sentCmd(V.VHSM_CMD_CT_GET)[0]?.flags, NLM_F_REQUEST | NLM_F_DUMP, 'CT_GET is a dump');
 
@@ -478,14 +517,14 @@ t.test('admin: list (dump) and stats', async (t) => {
     counters: {
       requests: 2000n, forwarded: 3000n, replies: 4000n, responses: 5000n, unbound: 6000n, no_server: 7000n, too_big: 8000n,
       server_busy: 9000n, quota: 10000n, timeouts: 11000n, server_gone: 12000n, client_gone: 13000n, bad_reply: 14000n,
-      undelivered: 15000n, stat_99: 7n,
+      undelivered: 15000n, foreign_pid: 16000n, orphaned: 17000n, cancels: 18000n, stat_99: 7n,
     },
     pending: 3,
     server: { ctid: 412, netnsCookie: 5n, pid: 999, portid: 777 },
   }, 'counters keyed by lowercase name, unknown ones kept by number');
   const none = await admin.stats();
   t.notOk('server' in none, 'no server registered: no server key');
-  t.equal(STAT_NAMES.size, 14, 'every VHSM_STAT_* counter has a name');
+  t.equal(STAT_NAMES.size, 17, 'every VHSM_STAT_* counter has a name');
 });
 
 // ---------------------------------------------------------------- GenlSocket edges

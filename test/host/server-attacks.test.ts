@@ -55,11 +55,12 @@ t.test('a session id is usable only from its (CTID, netns cookie, PID)', async (
   const elsewhere = [
     ['another container (allowed for the same user)', identity({ ctid: 102, pid: 500 })],
     ['another container', identity({ ctid: 103, pid: 500 })],
-    // Over the kernel these three need other processes: test/vm/server-sessions.test.ts does them.
+    // Over the kernel these need other processes: test/vm/server-e2e.test.ts does them.
     ...(identitiesAreFree()
       ? ([
           ['same CTID, another netns cookie', { ...home, netnsCookie: home.netnsCookie + 1n }],
           ['same container, another PID', { ...home, pid: 501 }],
+          ['same PID, another process (reused PID: another start time)', { ...home, procStart: home.procStart + 1n }],
           ['same PID number in another container', identity({ ctid: 102, pid: 500, netnsCookie: home.netnsCookie })],
         ] as const)
       : []),

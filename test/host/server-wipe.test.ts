@@ -70,6 +70,7 @@ t.test('GenlSocket zeroes a frame sent with wipe once sendmsg returns', async (t
     setExtAck() {},
     setStrictCheck() {},
     setCapAck() {},
+    setNoEnobufs() {},
     send(bytes) {
       frames.push(bytes);
       if (isZero(bytes)) throw new Error('the frame was zeroed before sendmsg');

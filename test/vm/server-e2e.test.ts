@@ -8,6 +8,7 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PidContainer } from './lib/container.js';
 import { World } from './lib/world.js';
 import type { Agent } from './lib/netns.js';
 
@@ -80,6 +81,34 @@ t.test('login and sessions are bound to what the kernel stamped', async (t) => {
   t.match(await ask(twin, { cmd: 'raw', op: 'listKeys', body: {}, session: login.session }), { ok: false, code: 'SESSION_INVALID' }, 'the same PID number in another container: SESSION_INVALID');
 });
 
+t.test('a session belongs to its process: not to one that forged its PID, nor to a later one that got it', async (t) => {
+  const container = await PidContainer.start();
+  t.teardown(() => container.stop());
+  await world.admin.bind(103, { pid: container.initPid });
+  admin(['user', 'allow', ALICE.user, '103']);
+  const listKeys = (session: string) => ({ cmd: 'raw', op: 'listKeys', body: {}, session });
+
+  const first = world.agent(null, 'app', [], { enter: container.enter });
+  const pid = (await first.expect<{ nspid: number[] }>('ready')).nspid[1]!;
+  const login = await ask<{ ok: boolean; session: string }>(first, { cmd: 'login', ...ALICE });
+  t.ok(login.ok, `a process of a container with its own pid namespace (PID ${pid} there) logs in`);
+  t.match(await ask(first, listKeys(login.session)), { ok: true }, 'its session works for it');
+
+  // Any process can make a pid namespace and choose its PID there.
+  const forger = world.agent(null, 'app', [], { enter: container.enter, newPidNs: true, preamble: `echo ${pid - 1} > /proc/sys/kernel/ns_last_pid` });
+  const forged = (await forger.expect<{ nspid: number[] }>('ready')).nspid;
+  t.equal(forged.at(-1), pid, 'a forger has the same PID number in a pid namespace of its own');
+  t.match(await ask(forger, listKeys(login.session)), { ok: false, code: 'SESSION_INVALID' }, 'and cannot use the session: the kernel stamps the PID the container sees');
+
+  // PIDs are reused once their process is gone.
+  first.send({ cmd: 'exit' });
+  await first.exited;
+  const heir = world.agent(null, 'app', [], { enter: container.enter, preamble: `echo ${pid - 1} > /proc/sys/kernel/ns_last_pid` });
+  t.equal((await heir.expect<{ nspid: number[] }>('ready')).nspid[1], pid, 'a later process of the container gets the same PID');
+  t.match(await ask(heir, listKeys(login.session)), { ok: false, code: 'SESSION_INVALID' }, 'and cannot use the session either: its start time differs');
+  t.match(await ask(heir, { cmd: 'login', ...ALICE }), { ok: true }, 'it logs in on its own');
+});
+
 t.test('SIGTERM stops the server cleanly; kill -9 loses nothing acknowledged', async (t) => {
   const app = world.agent('ct101', 'app');
   await app.expect('ready');
@@ -100,4 +129,5 @@ t.test('SIGTERM stops the server cleanly; kill -9 loses nothing acknowledged', a
   const audit = admin(['audit', 'show', '--json']);
   t.match(audit, /"ctid":\s*101/, 'audit rows carry the stamped CTID');
   t.match(audit, /"ctid":\s*102/, 'including the refused container');
+  t.match(audit, /"procStart":\s*"\d+"/, 'and the stamped process start');
 });

@@ -4,11 +4,11 @@
  * namespace itself, and the module under load. Every client must get a
  * defined error, never silence, and the counters must add up.
  */
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { World } from './lib/world.js';
+import { checkInvariants } from './lib/counters.js';
 import { setParam, unloadModule, moduleLoaded } from './lib/module.js';
-import type { Stats } from '../../transport/netlink-admin.js';
 
 type Burst = { ok: number; errors: Record<string, number> };
 type One = { ok: boolean; code?: string; message?: string };
@@ -23,14 +23,6 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(100);
   }
-}
-
-/** forwarded == replies + timeouts + server_gone + client_gone + pending, and requests add up. */
-function checkInvariants(t: Test, s: Stats): void {
-  const c = s.counters;
-  const n = (k: string): bigint => c[k] ?? 0n;
-  t.equal(n('requests'), n('unbound') + n('no_server') + n('too_big') + n('server_busy') + n('quota') + n('forwarded'), 'every request accounted for');
-  t.equal(n('forwarded'), n('replies') + n('timeouts') + n('server_gone') + n('client_gone') + BigInt(s.pending), 'every forwarded request ended one way');
 }
 
 t.test('server killed with requests pending: ECONNRESET, then ECONNREFUSED, then a new server works', async (t) => {
@@ -76,18 +68,29 @@ t.test('a server that never answers: ETIMEDOUT at the kernel deadline', async (t
   checkInvariants(t, s);
 });
 
-t.test('a client that exits with requests pending: entries freed, counters consistent', async (t) => {
+t.test('a client that exits with requests pending: they stay charged until the deadline, counters consistent', async (t) => {
   const world = await World.create({ ct101: 101, ct102: 102 });
   t.teardown(() => world.destroy());
+  setParam('timeout_ms', 2000);
   const server = await world.echoServer('silent');
   const leaver = await world.client('ct101', 101);
   leaver.send({ cmd: 'abandon', count: 50 });
   t.equal(await leaver.exited, 0, 'client exited');
-  const s = await waitFor('pending entries of the dead client to go', async () => {
+  const charged = (await world.admin.list()).find((b) => b.ctid === 101);
+  t.equal(charged?.pending, 50, 'its 50 requests are still charged to its container (the server holds the work)');
+  t.ok((charged?.queuedBytes ?? 0) > 0, 'and their bytes of the server queue');
+  const s = await waitFor('pending entries of the dead client to expire', async () => {
     const s = await world.admin.stats();
     return s.pending === 0 ? s : undefined;
   });
-  t.equal(s.counters.client_gone, 50n, 'its 50 pending requests were dropped as client_gone');
+  t.equal(s.counters.orphaned, 50n, 'its 50 pending requests were orphaned when it exited');
+  t.equal(s.counters.client_gone, 50n, 'and finished (here: at the deadline) without an answer');
+  t.equal(s.counters.timeouts, 50n, 'counted as timeouts');
+  t.match(
+    (await world.admin.list()).find((b) => b.ctid === 101),
+    { ctid: 101, pending: 0, queuedBytes: 0 },
+    'nothing charged any more',
+  );
   checkInvariants(t, s);
   // The other container is unaffected.
   await server.kill();

@@ -60,7 +60,7 @@ export const BOB: TestUser = { name: 'bob', password: 'hunter2-but-longer', ctid
 
 export function identity(overrides: Partial<SenderIdentity> = {}): SenderIdentity {
   const ctid = overrides.ctid ?? 101;
-  return { ctid, netnsCookie: BigInt(ctid) * 1000n + 7n, pid: 4242, uid: 0, gid: 0, ...overrides };
+  return { ctid, netnsCookie: BigInt(ctid) * 1000n + 7n, pid: 4242, procStart: 1_000_000_007n, uid: 0, gid: 0, ...overrides };
 }
 
 export function tempDir(prefix = 'vhsm-test-'): { dir: string; cleanup(): void } {

@@ -5,18 +5,20 @@
  *        login, generate a key, sign, export the public key (PEM), logout
  *   {cmd:"login", user, password}            -> {ok, code?, session(hex)}  (raw protocol)
  *   {cmd:"raw", op, body, session(hex)}      -> {ok, code?}                (raw protocol)
+ *   {cmd:"exit"}                             exits at once
  */
 import { VhsmClient } from '../../../client/index.js';
 import { openNetlinkClient } from '../../../transport/netlink-client.js';
-import { emit, onCommand, errorCode } from './io.js';
+import { emit, onCommand, errorCode, nsPids } from './io.js';
 
 const client = await VhsmClient.connect(await openNetlinkClient({ timeoutMs: 30_000 }), { timeoutMs: 30_000 });
-emit({ type: 'ready', pid: process.pid });
+emit({ type: 'ready', pid: process.pid, nspid: nsPids() });
 
 type AnyCall = (op: string, body: unknown, session: Uint8Array | null) => Promise<Record<string, unknown>>;
 const rawCall = client.call.bind(client) as unknown as AnyCall;
 
 onCommand(async (cmd) => {
+  if (cmd.cmd === 'exit') process.exit(0);
   try {
     if (cmd.cmd === 'sign-flow') {
       const session = await client.login(String(cmd.user), String(cmd.password));

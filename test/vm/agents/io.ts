@@ -1,4 +1,5 @@
 /** JSON-lines plumbing shared by the VM test agents. */
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { VHSM_PAYLOAD_MAX } from '../../../netlink/vhsm-uapi.js';
 
@@ -25,4 +26,26 @@ export const ECHO_HEADER = 24;
 /** What the echo server sends back after the header: the payload, or its SHA-256 when both would not fit in one reply. */
 export function echoBody(payload: Uint8Array, sha256: (p: Uint8Array) => Uint8Array): Uint8Array {
   return ECHO_HEADER + payload.length <= VHSM_PAYLOAD_MAX ? payload : sha256(payload);
+}
+
+/**
+ * This process's PIDs from the pid namespace of /proc (the VM's, as agents
+ * never remount it) down to its own: /proc/self/status NSpid.
+ */
+export function nsPids(): number[] {
+  const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('NSpid:'));
+  if (!line) throw new Error('no NSpid in /proc/self/status');
+  return line.slice('NSpid:'.length).trim().split(/\s+/).map(Number);
+}
+
+/**
+ * The PID the kernel stamps for this process: as its container's pid
+ * namespace sees it, VHSM_PID_LEVEL levels below /proc's (default 0: a
+ * container bound by its netns alone counts PIDs as the host does).
+ */
+export function stampedPid(): number {
+  const pids = nsPids();
+  const pid = pids[Number(process.env.VHSM_PID_LEVEL ?? 0)];
+  if (pid === undefined) throw new Error(`VHSM_PID_LEVEL beyond NSpid ${pids.join(' ')}`);
+  return pid;
 }

@@ -3,12 +3,14 @@
  * container would: any command, any attributes. Commands on stdin:
  *   {cmd:"genl", op, attrs:[{type, u32|u64|hex}], expect?}  -> {type:"genl", ok, code?, errno?, message?}
  *   {cmd:"replies", from, to}   REPLY for every request id in [from, to] -> {type:"replies", codes}
+ *   {cmd:"request", hex}        a REQUEST; -> {type:"request", ok, message}: the RESPONSE's
+ *                               header and attributes, all but its seq (ours)
  */
 import { GenlSocket } from '../../../netlink/genl-socket.js';
 import { resolveFamily } from '../../../netlink/ctrl.js';
 import { attr, type NlAttr } from '../../../netlink/attributes.js';
 import { NetlinkError } from '../../../netlink/errors.js';
-import { VHSM_CMD_REPLY, VHSM_A_REQ_ID, VHSM_A_PAYLOAD } from '../../../netlink/vhsm-uapi.js';
+import { VHSM_CMD_REPLY, VHSM_CMD_REQUEST, VHSM_A_REQ_ID, VHSM_A_PAYLOAD } from '../../../netlink/vhsm-uapi.js';
 import { emit, onCommand } from './io.js';
 
 interface AttrSpec {
@@ -43,6 +45,17 @@ onCommand(async (cmd) => {
     const attrs = ((cmd.attrs as AttrSpec[] | undefined) ?? []).map(toAttr);
     const expect = (cmd.expect as 'ack' | 'reply' | undefined) ?? 'ack';
     emit({ type: 'genl', ...(await outcome(socket.request(family.id, Number(cmd.op), attrs, { expect }))) });
+  } else if (cmd.cmd === 'request') {
+    const [m] = await socket.request(family.id, VHSM_CMD_REQUEST, [attr.binary(VHSM_A_PAYLOAD, Buffer.from(String(cmd.hex), 'hex'))], { expect: 'reply' });
+    const message = m && {
+      type: m.type,
+      flags: m.flags,
+      portid: m.portid,
+      cmd: m.cmd,
+      version: m.version,
+      attrs: m.attrs.list.map((a) => ({ type: a.type, hex: Buffer.from(a.payload).toString('hex') })),
+    };
+    emit({ type: 'request', ok: m !== undefined, message });
   } else if (cmd.cmd === 'replies') {
     const codes: Record<string, number> = {};
     for (let id = Number(cmd.from); id <= Number(cmd.to); id++) {

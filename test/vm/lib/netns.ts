@@ -18,6 +18,15 @@ export function deleteNetns(name: string): void {
 export interface AgentOptions {
   /** Run in a new PID namespace too, so the agent is PID 1 there (as in a real container). */
   readonly newPidNs?: boolean;
+  /**
+   * Run as uid/gid 1000 in a new user and pid namespace of its own, where it
+   * is root and PID 1: what any unprivileged process can make.
+   */
+  readonly nestedUnprivileged?: boolean;
+  /** Command prefix that puts the agent into its container (instead of `ip netns exec NS`). */
+  readonly enter?: readonly string[];
+  /** Shell commands run (by sh, in the agent's namespaces) just before it starts, as its parent. */
+  readonly preamble?: string;
   /** Run as this uid/gid inside a new user namespace that maps it (unprivileged container). */
   readonly unprivileged?: boolean;
   readonly env?: Record<string, string>;
@@ -38,9 +47,14 @@ export class Agent {
     // An agent name, or a path to any node script (e.g. dist/tools/vhsm-server.js).
     const node = [process.execPath, script.endsWith('.js') ? script : `dist/test/vm/agents/${script}.js`, ...args];
     let argv = node;
+    if (options.preamble) argv = ['sh', '-c', `${options.preamble}; "$@"`, 'sh', ...argv];
     if (options.unprivileged) argv = ['unshare', '--user', '--map-user=1000', '--map-group=1000', '--', ...argv];
+    if (options.nestedUnprivileged) {
+      argv = ['setpriv', '--reuid=1000', '--regid=1000', '--clear-groups', 'unshare', '--user', '--map-root-user', '--pid', '--fork', '--kill-child', '--', ...argv];
+    }
     if (options.newPidNs) argv = ['unshare', '--pid', '--fork', '--kill-child', '--', ...argv];
-    if (ns) argv = ['ip', 'netns', 'exec', ns, ...argv];
+    if (options.enter) argv = [...options.enter, ...argv];
+    else if (ns) argv = ['ip', 'netns', 'exec', ns, ...argv];
     this.child = spawn(argv[0]!, argv.slice(1), {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, ...options.env },

@@ -35,9 +35,9 @@ export class World {
     return agent;
   }
 
-  /** An echo server in the vhsm netns, registered and ready. */
-  async echoServer(mode: 'echo' | 'silent' = 'echo'): Promise<Agent> {
-    const server = this.agent('vhsm', 'echo-server', [mode]);
+  /** An echo server in the vhsm netns, registered and ready; `recvBufferBytes`: its socket's receive buffer request. */
+  async echoServer(mode: 'echo' | 'silent' = 'echo', recvBufferBytes?: number): Promise<Agent> {
+    const server = this.agent('vhsm', 'echo-server', recvBufferBytes === undefined ? [mode] : [mode, String(recvBufferBytes)]);
     const ready = await server.next<{ type: string; code?: string }>();
     if (ready.type !== 'ready') throw new Error(`echo server did not register: ${JSON.stringify(ready)} ${server.stderr}`);
     return server;
