@@ -7,12 +7,9 @@
  */
 import t from 'tap';
 import Database from 'better-sqlite3';
-import { join } from 'node:path';
 import { VhsmClient, VhsmError, type VhsmSession } from '../../client/index.js';
-import { VhsmServer } from '../../server/server.js';
-import { MemoryTransportHub } from '../../transport/memory.js';
-import type { ServerTransport, StampedRequest } from '../../transport/types.js';
-import { ALICE, BOB, TEST_ITERATIONS, createDatabase, identity, startFixture, tempDir } from './helpers/fixture.js';
+import type { StampedRequest } from '../../transport/types.js';
+import { ALICE, BOB, TEST_ITERATIONS, serveWrapped, startFixture } from './helpers/fixture.js';
 import { expectCode } from './helpers/expect.js';
 import { auditRows, call, rawLogin, snapshot } from './helpers/raw.js';
 
@@ -185,14 +182,8 @@ t.test('two concurrent changes: exactly one wins', async (t) => {
 });
 
 t.test('the request bytes, passwords included, are zeroed once handled', async (t) => {
-  const { dir, cleanup } = tempDir();
-  t.teardown(cleanup);
-  const dbPath = join(dir, 'zero.db');
-  await createDatabase(dbPath, [ALICE]);
-  const hub = new MemoryTransportHub();
-  const inner = hub.createServerTransport();
   const seen: StampedRequest[] = [];
-  const capturing: ServerTransport = {
+  const { client } = await serveWrapped(t, (inner) => ({
     listen: (handler) =>
       inner.listen((request) => {
         seen.push(request);
@@ -200,12 +191,7 @@ t.test('the request bytes, passwords included, are zeroed once handled', async (
       }),
     reply: (requestId, payload) => inner.reply(requestId, payload),
     close: () => inner.close(),
-  };
-  const server = await VhsmServer.open({ storagePath: dbPath, pbkdf2Iterations: TEST_ITERATIONS });
-  server.serve(capturing);
-  t.teardown(() => server.stop());
-  const client = await VhsmClient.connect(hub.connect(identity()));
-  t.teardown(() => client.close());
+  }));
   const session = await client.login(ALICE.name, ALICE.password);
   await session.changePassword(ALICE.password, NEW_PASSWORD);
   await expectCode(t, session.changePassword('wrong', 'other'), 'BAD_CREDENTIALS', 'a failing change');

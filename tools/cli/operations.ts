@@ -11,7 +11,7 @@
  * so new rows there show up in --help and are accepted without a change here.
  */
 import type { Options, PositionalOptions } from 'yargs';
-import type { CertificateInfo, Ciphertext, DerivedKey, KeyInfo, PublicKeyObject, VhsmClient, VhsmSession, VhsmStream } from '../../client/index.js';
+import type { Ciphertext, DerivedKey, KeyInfo, VhsmClient, VhsmSession, VhsmStream } from '../../client/index.js';
 import {
   DIGEST_ALGORITHMS,
   ENCRYPTION_ALGORITHMS,
