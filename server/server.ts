@@ -25,6 +25,7 @@ import { Authenticator } from './auth.js';
 import { DEFAULT_SERVER_LIMITS, type OpContext, type OpResult, type ServerLimits, type ServerServices } from './context.js';
 import { VhsmFailure } from './errors.js';
 import { DEFAULT_FAIRNESS, FairScheduler, type FairnessOptions } from './fairness.js';
+import { CertificateStore } from './certstore.js';
 import { Checkpointer } from './checkpointer.js';
 import { GroupCommit, type Durability } from './group-commit.js';
 import { HANDLERS } from './handlers/index.js';
@@ -44,7 +45,10 @@ export interface VhsmServerOptions {
   readonly storagePath: string;
   /** Sessions end after this long without a request. Default 15 minutes. */
   readonly sessionIdleTimeoutMs?: number;
-  /** The PBKDF2 cost of rejecting an unknown user: keep it equal to what users are created with. Default 600,000. */
+  /**
+   * The PBKDF2 cost of rejecting an unknown user: keep it equal to what users are created with.
+   * Also the least a password changed from a session is derived with. Default 600,000.
+   */
   readonly pbkdf2Iterations?: number;
   readonly lockout?: Partial<LockoutPolicy>;
   readonly fairness?: Partial<FairnessOptions>;
@@ -137,6 +141,7 @@ export class VhsmServer {
       store,
       sessions,
       keys: new KeyStore(store.db, sessionLimits.maxCachedKeysPerSession, keyUses),
+      certificates: new CertificateStore(store.db),
       auth: new Authenticator(store.db, new FailureLedger(store.db, lockout), kdfLane, iterations, clock),
       commits: new GroupCommit(store, wal, new Checkpointer(store, logger), keyUses, durability),
       limits: { ...DEFAULT_SERVER_LIMITS, ...options.limits },
