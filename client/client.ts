@@ -7,6 +7,7 @@
  *   const key = await session.generateKey({ type: 'ec-p256' });
  *   const signature = await session.sign(key.keyId, data);
  *   await session.logout();
+ *   const visible = await client.publicObjects('alice'); // no login needed
  *   await client.close();
  */
 import {
@@ -21,9 +22,10 @@ import {
   type pb,
 } from '../proto/index.js';
 import { TransportError, type ClientTransport } from '../transport/types.js';
+import { passwordBytes, toPublicObjectPage } from './convert.js';
 import { VhsmError } from './errors.js';
 import { VhsmSession } from './session.js';
-import type { CallOptions } from './types.js';
+import type { CallOptions, PublicObjectPage, PublicObjects, PublicObjectsOptions } from './types.js';
 
 export interface VhsmClientOptions {
   /** Default per-call deadline in milliseconds. Default 30 s. */
@@ -31,7 +33,6 @@ export interface VhsmClientOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
-const encoder = new TextEncoder();
 
 type RequestBody<K extends OperationName> = NonNullable<pb.Request.$Properties[K]>;
 type ResultBody<K extends OperationName> = NonNullable<pb.Response[K]>;
@@ -53,16 +54,40 @@ export class VhsmClient {
 
   /** Logs in from this process; the session works only from here. The password bytes are zeroed after sending. */
   async login(username: string, password: string | Uint8Array, options?: CallOptions): Promise<VhsmSession> {
-    const passwordBytes = typeof password === 'string' ? encoder.encode(password) : password;
+    const secret = passwordBytes(password);
     try {
-      const result = await this.call('login', { username, password: passwordBytes }, null, options);
+      const result = await this.call('login', { username, password: secret.bytes }, null, options);
       const sessionId = new Uint8Array(result.session ?? new Uint8Array(0));
       const session = new VhsmSession(this, username, sessionId, result.idleTimeoutMs ?? 0, (ended) => this.sessions.delete(ended));
       this.sessions.add(session);
       return session;
     } finally {
-      if (typeof password === 'string') passwordBytes.fill(0);
+      secret.release();
     }
+  }
+
+  /**
+   * One page of `username`'s public objects, without logging in: public keys
+   * of key pairs (after `afterKeyId`, at most `limit`, fewer when they would
+   * not fit one reply) and, on the first page, every certificate. Only from
+   * a container the user may log in from; NOT_ALLOWED otherwise, the same
+   * answer as for an unknown user.
+   */
+  async listPublicObjects(username: string, options: PublicObjectsOptions = {}): Promise<PublicObjectPage> {
+    const result = await this.call('listPublicObjects', { username, afterKeyId: options.afterKeyId ?? '', limit: options.limit ?? 0 }, null, options);
+    return toPublicObjectPage(result);
+  }
+
+  /** All of `username`'s public objects (follows the pages), without logging in. */
+  async publicObjects(username: string, options?: CallOptions): Promise<PublicObjects> {
+    const first = await this.listPublicObjects(username, options);
+    const keys = [...first.keys];
+    for (let after = first.nextAfterKeyId; after !== ''; ) {
+      const page = await this.listPublicObjects(username, { ...options, afterKeyId: after });
+      keys.push(...page.keys);
+      after = page.nextAfterKeyId;
+    }
+    return { keys, certificates: first.certificates };
   }
 
   /** Logs out open sessions (best effort), then closes the transport; in-flight calls fail with ECLOSED. */

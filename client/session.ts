@@ -15,19 +15,19 @@ import {
   PUBLIC_KEY_FORMATS,
   SIGNATURE_ALGORITHMS,
   SIGNATURE_ENCODINGS,
-  nameOf,
-  uint64ToSafeNumber,
   type KeyFormatName,
   type OperationName,
   type PublicKeyFormatName,
   type pb,
 } from '../proto/index.js';
 import type { VhsmClient } from './client.js';
+import { bytesOf, passwordBytes, toCertificateInfo, toKeyInfo } from './convert.js';
 import { VhsmError } from './errors.js';
 import { STREAM_CHUNK_BYTES, VhsmStream, type SessionCall } from './stream.js';
 import type {
   AgreeKeySpec,
   CallOptions,
+  CertificateInfo,
   Ciphertext,
   DecryptOptions,
   DeriveKeySpec,
@@ -43,27 +43,13 @@ import type {
   KeyInfo,
   KeySpec,
   MacOptions,
+  NewCertificate,
   SignOptions,
   WrappingKey,
   WrapTarget,
 } from './types.js';
 
 const decoder = new TextDecoder();
-
-function toKeyInfo(info: pb.KeyInfo.$Properties): KeyInfo {
-  const lastUsed = uint64ToSafeNumber(info.lastUsedMs) ?? 0;
-  return {
-    keyId: info.keyId ?? '',
-    type: nameOf(KEY_TYPES, info.type ?? 0) ?? 'unknown',
-    label: info.label ?? '',
-    usages: (info.usages ?? []).map((usage) => nameOf(KEY_USAGES, usage) ?? 'unknown'),
-    extractable: info.extractable === true,
-    createdAt: new Date(uint64ToSafeNumber(info.createdMs) ?? 0),
-    lastUsedAt: lastUsed ? new Date(lastUsed) : null,
-    useCount: uint64ToSafeNumber(info.useCount) ?? 0,
-    lengthBytes: info.lengthBytes ?? 0,
-  };
-}
 
 function specToProto(spec: KeySpec): pb.KeySpec.$Properties {
   return {
@@ -79,7 +65,6 @@ function derivedSpecToProto(spec: DerivedKeySpec): pb.KeySpec.$Properties {
   return specToProto({ ...spec, type: spec.type ?? 'secret' });
 }
 
-const bytesOf = (value: Uint8Array | null | undefined): Uint8Array => new Uint8Array(value ?? new Uint8Array(0));
 
 function toDerivedKey(result: pb.DerivedKey.$Properties): DerivedKey {
   const material = result.keyMaterial && result.keyMaterial.length ? new Uint8Array(result.keyMaterial) : null;
@@ -342,6 +327,34 @@ export class VhsmSession {
     const target = 'wrappingKeyId' in to ? { wrappingKeyId: to.wrappingKeyId } : { wrappingPublicKey: publicKeyBytes(to.publicKey, 'publicKey') };
     const result = await this.call('exportWrappedKey', { keyId, ...target, format: enumValue(KEY_FORMATS, options.format, 'key format') }, options);
     return bytesOf(result.wrappedKey);
+  }
+
+  /**
+   * Changes this user's password. The old one is checked like a login (a
+   * wrong one counts as a failed login: backoff, then lockout). Keys and
+   * every session, this one included, stay valid. Strings are encoded and
+   * zeroed here; Uint8Arrays stay the caller's to zero.
+   */
+  async changePassword(oldPassword: string | Uint8Array, newPassword: string | Uint8Array, options?: CallOptions): Promise<void> {
+    const old = passwordBytes(oldPassword);
+    const replacement = passwordBytes(newPassword);
+    try {
+      await this.call('changePassword', { oldPassword: old.bytes, newPassword: replacement.bytes }, options);
+    } finally {
+      old.release();
+      replacement.release();
+    }
+  }
+
+  /** Stores an X.509 certificate (DER) next to the user's keys; `id` (CKA_ID) pairs it with a key. */
+  async createCertificate(certificate: NewCertificate, options?: CallOptions): Promise<CertificateInfo> {
+    const result = await this.call('createCertificate', { id: certificate.id, label: certificate.label ?? '', der: certificate.der }, options);
+    return toCertificateInfo(result);
+  }
+
+  /** Deletes a certificate by its server-chosen id (OBJECT_NOT_FOUND if there is none). */
+  async deleteCertificate(certId: string, options?: CallOptions): Promise<void> {
+    await this.call('deleteCertificate', { certId }, options);
   }
 
   /** Ends the session on the server (its unwrapped keys are wiped there). Idempotent. */

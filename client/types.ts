@@ -72,11 +72,14 @@ export interface SignOptions extends CallOptions {
    * Default: the key type's algorithm (ecdsa-sha256 for ec-p256 and
    * ec-secp256k1, ecdsa-sha384 for ec-p384, ecdsa-sha512 for ec-p521,
    * ed25519 for ed25519, rsa-pss-sha256 for RSA keys).
+   * 'ecdsa-digest' (PKCS#11 CKM_ECDSA) signs `data` as a digest of 1..64
+   * bytes; 'rsa-pkcs1-raw' (CKM_RSA_PKCS) pads `data` as given (normally a
+   * DigestInfo), at most modulus bytes - 11. Neither takes `prehashed`.
    */
   readonly algorithm?: SignatureAlgorithmName;
   /** ECDSA only: 'der' (default) or 'raw' (r || s). */
   readonly encoding?: SignatureEncodingName;
-  /** ECDSA and RSA only: `data` is the digest (the algorithm's hash length), not the message. */
+  /** ECDSA and RSA with a named hash only: `data` is the digest (the algorithm's hash length), not the message. */
   readonly prehashed?: boolean;
 }
 
@@ -156,4 +159,53 @@ export type WrapTarget = { readonly wrappingKeyId: string } | { readonly publicK
 export interface ExportWrappedOptions extends CallOptions {
   /** Default pkcs8-der for key pairs, raw for secrets. */
   readonly format?: KeyFormatName;
+}
+
+/** An X.509 certificate stored for the user (PKCS#11 CKO_CERTIFICATE). */
+export interface CertificateInfo {
+  /** Server-chosen, 32 hex characters. */
+  readonly certId: string;
+  /** PKCS#11 CKA_ID: the bytes that pair it with a key (normally the key id's). */
+  readonly id: Uint8Array;
+  readonly label: string;
+  /** The certificate, DER. */
+  readonly der: Uint8Array;
+  readonly createdAt: Date;
+}
+
+export interface NewCertificate {
+  /** Exactly one X.509 certificate, DER, at most 16 KiB. */
+  readonly der: Uint8Array;
+  /** CKA_ID, 0..64 bytes (default empty). */
+  readonly id?: Uint8Array;
+  /** Up to 128 bytes, no control characters. */
+  readonly label?: string;
+}
+
+/** A key pair's public half, listed without logging in. */
+export interface PublicKeyObject {
+  /** Its key info, without use counters (useCount 0, lastUsedAt null: activity is not public). */
+  readonly key: KeyInfo;
+  /** SubjectPublicKeyInfo, DER. */
+  readonly spki: Uint8Array;
+}
+
+export interface PublicObjectsOptions extends CallOptions {
+  /** Page cursor: '' (default) for the first page, else the previous page's nextAfterKeyId. */
+  readonly afterKeyId?: string;
+  /** Key pairs per page, 1..100 (default 100; a page may hold fewer). */
+  readonly limit?: number;
+}
+
+export interface PublicObjectPage {
+  readonly keys: readonly PublicKeyObject[];
+  /** '' on the last page; else the afterKeyId of the next one. */
+  readonly nextAfterKeyId: string;
+  /** Every certificate of the user on the first page; empty on the others. */
+  readonly certificates: readonly CertificateInfo[];
+}
+
+export interface PublicObjects {
+  readonly keys: readonly PublicKeyObject[];
+  readonly certificates: readonly CertificateInfo[];
 }

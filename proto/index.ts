@@ -85,7 +85,9 @@ function decodeStrict<T extends object>(codec: Codec<T>, bytes: Uint8Array, what
   }
   if (hasUnknownFields(message)) throw new ProtocolDecodeError(`${what} has unknown fields`);
   const again = codec.encode(message).finish();
-  if (!sameBytes(again, bytes)) throw new ProtocolDecodeError(`${what} is not canonically encoded`);
+  const canonical = sameBytes(again, bytes);
+  again.fill(0); // a copy of the request: it may hold a password
+  if (!canonical) throw new ProtocolDecodeError(`${what} is not canonically encoded`);
   return message;
 }
 

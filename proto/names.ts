@@ -30,6 +30,8 @@ export const ERROR_CODES = {
   KEY_CORRUPTED: 20,
   DECRYPT_FAILED: 21,
   STREAM_NOT_FOUND: 22,
+  OBJECT_NOT_FOUND: 23,
+  NOT_ALLOWED: 24,
 } as const;
 export type ErrorCodeName = keyof typeof ERROR_CODES;
 
@@ -74,6 +76,10 @@ export const SIGNATURE_ALGORITHMS = {
   'rsa-pkcs1-sha384': 9,
   'rsa-pkcs1-sha512': 10,
   bip340: 11,
+  /** PKCS#11 CKM_ECDSA: data is a digest of any length (1..64 bytes). */
+  'ecdsa-digest': 12,
+  /** PKCS#11 CKM_RSA_PKCS: PKCS#1 v1.5 type-1 padding over data as given (normally a DigestInfo). */
+  'rsa-pkcs1-raw': 13,
 } as const;
 export type SignatureAlgorithmName = keyof typeof SIGNATURE_ALGORITHMS;
 
@@ -139,6 +145,7 @@ export function valuesOf(table: Record<string, number>): ReadonlySet<number> {
 export const OPERATIONS = [
   'login',
   'logout',
+  'changePassword',
   'generateKey',
   'importKey',
   'listKeys',
@@ -146,6 +153,9 @@ export const OPERATIONS = [
   'deleteKey',
   'exportPublicKey',
   'exportKey',
+  'listPublicObjects',
+  'createCertificate',
+  'deleteCertificate',
   'sign',
   'verify',
   'mac',

@@ -12,6 +12,9 @@
  * - Key derivations go through a per-container fair lane with a small
  *   concurrency, so one container's login flood cannot fill the thread pool
  *   in front of everyone else's logins.
+ * - A password change (a session op) checks the current password exactly
+ *   like a login, in the same queue, with the same failure bookkeeping: a
+ *   session does not buy an attacker more guesses.
  */
 import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
@@ -21,7 +24,7 @@ import type { FairScheduler } from './fairness.js';
 import { deriveMasterKey } from './kdf.js';
 import { unwrapKey } from './keywrap.js';
 import { FailureLedger, type LoginSubject } from './lockout.js';
-import { findUserByName, isContainerAllowed, openAuthKey } from './users.js';
+import { findUserByName, isContainerAllowed, openAuthKey, replaceAuthKey, sealAuthKey, type UserRow } from './users.js';
 
 export interface AuthenticatedUser {
   readonly userId: number;
@@ -40,6 +43,23 @@ export interface LoginAttempt {
   readonly ctid: number;
 }
 
+export interface PasswordChangeAttempt {
+  /** The session's user: its name is checked like a login, its id guards against a re-created namesake. */
+  readonly userId: number;
+  readonly username: string;
+  readonly ctid: number;
+  readonly oldPassword: Uint8Array;
+  readonly newPassword: Uint8Array;
+}
+
+/** A password that opened the user's auth key. */
+interface Verified {
+  readonly user: UserRow;
+  readonly subject: LoginSubject;
+  /** Owned by the caller. */
+  readonly authKey: Buffer;
+}
+
 export class Authenticator {
   private readonly inProgress = new Map<string, Promise<void>>();
   /** A blob no derived key opens, for the unknown-user path. */
@@ -50,17 +70,50 @@ export class Authenticator {
     private readonly db: Database.Database,
     private readonly ledger: FailureLedger,
     private readonly kdfLane: FairScheduler,
-    /** Iterations for new users; the unknown-user path derives with this. */
+    /**
+     * Iterations for new users: the unknown-user path derives with this, and
+     * a password change never derives with fewer.
+     */
     private readonly dummyIterations: number,
     private readonly clock: () => number,
   ) {}
 
   /** Authenticates or throws VhsmFailure; failures are recorded through `commit` with their audit row. */
   async authenticate(attempt: LoginAttempt, commit: AuditedCommit): Promise<AuthenticatedUser> {
-    return this.oneAtATime(`${attempt.username}\u0000${attempt.ctid}`, () => this.check(attempt, commit));
+    return this.oneAtATime(attemptKey(attempt.username, attempt.ctid), async () => {
+      const { user, subject, authKey } = await this.verify(attempt, commit);
+      return { userId: user.id, username: user.name, authKey, resetFailures: () => this.ledger.reset(subject, attempt.ctid) };
+    });
   }
 
-  private async check(attempt: LoginAttempt, commit: AuditedCommit): Promise<AuthenticatedUser> {
+  /**
+   * Checks the old password like a login (a wrong one is a login failure,
+   * throttled and locked alike), then rewraps the auth key under the new one
+   * and clears the failures, in one commit with the audit row. Nothing else
+   * changes: every key and every session of the user stays valid.
+   */
+  async changePassword(change: PasswordChangeAttempt, commit: AuditedCommit): Promise<void> {
+    await this.oneAtATime(attemptKey(change.username, change.ctid), async () => {
+      const attempt = { username: change.username, password: change.oldPassword, ctid: change.ctid };
+      const { user, subject, authKey } = await this.verify(attempt, commit);
+      try {
+        if (user.id !== change.userId) throw new VhsmFailure('SESSION_INVALID', 'no such session here');
+        const iterations = Math.max(user.kdfIterations, this.dummyIterations);
+        const sealed = await this.inKdfLane(change.ctid, () => sealAuthKey(user.id, authKey, change.newPassword, iterations));
+        await commit(() => {
+          if (!replaceAuthKey(this.db, user.id, user.wrappedAuthKey, sealed, this.clock())) {
+            throw new VhsmFailure('BAD_CREDENTIALS', 'the password was changed meanwhile; this change was not made');
+          }
+          this.ledger.reset(subject, change.ctid);
+        }, 'OK');
+      } finally {
+        authKey.fill(0);
+      }
+    });
+  }
+
+  /** Gate, derivation, then the checks; a failure is committed before it is thrown. Run inside oneAtATime. */
+  private async verify(attempt: LoginAttempt, commit: AuditedCommit): Promise<Verified> {
     const user = findUserByName(this.db, attempt.username);
     const subject: LoginSubject = user ? { userId: user.id, name: user.name } : { userId: undefined, name: attempt.username };
 
@@ -79,12 +132,7 @@ export class Authenticator {
     };
     if (!user || !authKey) return failWith('BAD_CREDENTIALS', 'unknown user or wrong password');
     if (!isContainerAllowed(this.db, user.id, attempt.ctid)) return failWith('CONTAINER_NOT_ALLOWED', 'this container may not log in as this user');
-    return {
-      userId: user.id,
-      username: user.name,
-      authKey,
-      resetFailures: () => this.ledger.reset(subject, attempt.ctid),
-    };
+    return { user, subject, authKey };
   }
 
   /** Same work as a real attempt: PBKDF2 with the default count, then a GCM open that fails. */
@@ -118,4 +166,9 @@ export class Authenticator {
       if (this.inProgress.get(key) === tail) this.inProgress.delete(key);
     }
   }
+}
+
+/** Attempts for the same (user name, container) run one at a time. */
+function attemptKey(username: string, ctid: number): string {
+  return `${username}\u0000${ctid}`;
 }

@@ -6,6 +6,7 @@
 import type { ErrorCodeName, OperationName, pb } from '../proto/index.js';
 import type { SenderIdentity } from '../transport/types.js';
 import type { Authenticator } from './auth.js';
+import type { CertificateStore } from './certstore.js';
 import type { GroupCommit } from './group-commit.js';
 import type { KeyStore } from './keystore.js';
 import type { Session, SessionTable } from './sessions.js';
@@ -14,16 +15,20 @@ import type { OpRequest } from './validate.js';
 
 export interface ServerLimits {
   readonly maxKeysPerUser: number;
+  /** Also bounded by size: all of them go into one reply (certstore.ts). */
+  readonly maxCertificatesPerUser: number;
 }
 
 export const DEFAULT_SERVER_LIMITS: ServerLimits = {
   maxKeysPerUser: 10_000,
+  maxCertificatesPerUser: 100,
 };
 
 export interface ServerServices {
   readonly store: Store;
   readonly sessions: SessionTable;
   readonly keys: KeyStore;
+  readonly certificates: CertificateStore;
   readonly auth: Authenticator;
   readonly commits: GroupCommit;
   readonly limits: ServerLimits;

@@ -6,10 +6,9 @@
  * Every lookup is scoped by user id: a key id that exists for another user
  * is "not found", exactly like one that exists nowhere.
  */
-import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { userKeyAad } from './aad.js';
-import { keyTypeSpec } from './crypto/engine.js';
+import { keyTypeSpec, spkiDerOf, type KeyTypeSpec } from './crypto/engine.js';
 import { VhsmFailure } from './errors.js';
 import type { KeyUses } from './key-uses.js';
 import { unwrapKey, wrapKey } from './keywrap.js';
@@ -68,13 +67,33 @@ export interface NewKey {
   readonly extractable: boolean;
   /** Plain material; the caller zeroes it afterwards. */
   readonly material: Buffer;
+  /** SPKI DER for key pairs (listed before login), null for secret keys. */
+  readonly publicKey: Buffer | null;
   readonly createdMs: number;
 }
 
-/** Server-chosen key id: 128 random bits as 32 lowercase hex characters. */
-export function newKeyId(): string {
-  return randomBytes(16).toString('hex');
+/** A key pair's public half as the public-object listing shows it. */
+export interface PublicKeyRow {
+  readonly meta: KeyMeta;
+  readonly spki: Buffer;
 }
+
+/** A stored row as much as unwrapping needs. */
+interface WrappedRow {
+  id: number;
+  key_id: string;
+  key_type: number;
+  usages: number;
+  extractable: number;
+  wrapped: Buffer;
+}
+
+/**
+ * The key-pair types that existed before schema 2 recorded public keys; the
+ * same list as migration 2's keys_missing_public index, which the backfill
+ * query must match word for word to use it.
+ */
+const PAIRS_BEFORE_SCHEMA_2 = '1, 2, 4, 5, 6, 7, 8, 9, 12';
 
 export class KeyStore {
   constructor(
@@ -98,6 +117,43 @@ export class KeyStore {
     return rows.map((row) => toMeta(row, this.uses));
   }
 
+  /** Key pairs with their public keys, in key id order after `afterKeyId`. */
+  listPublic(userId: number, afterKeyId: string, limit: number): PublicKeyRow[] {
+    const rows = prepared(
+      this.db,
+      `SELECT ${META_COLUMNS}, public_key FROM keys WHERE user_id = ? AND public_key IS NOT NULL AND key_id > ? ORDER BY key_id LIMIT ?`,
+    ).all(userId, afterKeyId, limit) as (RawKeyRow & { public_key: Buffer })[];
+    return rows.map((row) => ({ meta: toMeta(row, this.uses), spki: row.public_key }));
+  }
+
+  /**
+   * Public keys of this user's key pairs stored before schema 2, at most
+   * `limit`, computed by unwrapping them with the auth key (only a login has
+   * it). Rows that fail to open are left as they are: using them reports it.
+   */
+  missingPublicKeys(userId: number, authKey: Buffer, limit: number): { rowId: number; spki: Buffer }[] {
+    const rows = prepared(
+      this.db,
+      `SELECT id, key_id, key_type, usages, extractable, wrapped FROM keys
+       WHERE user_id = ? AND public_key IS NULL AND key_type IN (${PAIRS_BEFORE_SCHEMA_2}) LIMIT ?`,
+    ).all(userId, limit) as WrappedRow[];
+    const found: { rowId: number; spki: Buffer }[] = [];
+    for (const row of rows) {
+      try {
+        const spki = this.withMaterial(userId, authKey, row, (spec, material) => spkiOf(spec, material));
+        if (spki) found.push({ rowId: row.id, spki });
+      } catch {
+        // KEY_CORRUPTED: skipped here, reported when the key is used.
+      }
+    }
+    return found;
+  }
+
+  /** Records a public key found by missingPublicKeys; call inside a write transaction. */
+  setPublicKey(rowId: number, spki: Buffer): void {
+    prepared(this.db, 'UPDATE keys SET public_key = ? WHERE id = ? AND public_key IS NULL').run(spki, rowId);
+  }
+
   count(userId: number): number {
     return (prepared(this.db, 'SELECT count(*) AS n FROM keys WHERE user_id = ?').get(userId) as { n: number }).n;
   }
@@ -111,9 +167,20 @@ export class KeyStore {
     const wrapped = wrapKey(session.authKey, key.material, aad);
     prepared(
       this.db,
-      `INSERT INTO keys (user_id, key_id, key_type, label, usages, extractable, length_bytes, wrapped, created_ms)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(session.userId, key.keyId, key.keyType, key.label, key.usages, key.extractable ? 1 : 0, spec.lengthOf(key.material), wrapped, key.createdMs);
+      `INSERT INTO keys (user_id, key_id, key_type, label, usages, extractable, length_bytes, wrapped, created_ms, public_key)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      session.userId,
+      key.keyId,
+      key.keyType,
+      key.label,
+      key.usages,
+      key.extractable ? 1 : 0,
+      spec.lengthOf(key.material),
+      wrapped,
+      key.createdMs,
+      key.publicKey,
+    );
   }
 
   /** Deletes; call inside a write transaction. Returns false when there was no such key. */
@@ -135,25 +202,10 @@ export class KeyStore {
     const cached = session.keys.get(keyId);
     if (cached && cached.rowId === row.id) return cached;
 
-    const raw = prepared(this.db, 'SELECT id, key_type, usages, extractable, wrapped FROM keys WHERE id = ?').get(row.id) as
-      | { id: number; key_type: number; usages: number; extractable: number; wrapped: Buffer }
-      | undefined;
+    const raw = prepared(this.db, 'SELECT id, key_id, key_type, usages, extractable, wrapped FROM keys WHERE id = ?').get(row.id) as WrappedRow | undefined;
     if (!raw) throw new VhsmFailure('KEY_NOT_FOUND', `no key ${keyId}`);
-    const binding = { userId: session.userId, keyId, keyType: raw.key_type, usages: raw.usages, extractable: raw.extractable !== 0 };
-    const material = unwrapKey(session.authKey, raw.wrapped, userKeyAad(binding));
-    const spec = keyTypeSpec(raw.key_type);
-    if (!material || !spec) {
-      material?.fill(0);
-      throw new VhsmFailure('KEY_CORRUPTED', `stored key ${keyId} failed its integrity check`);
-    }
-    let entry: CachedKey;
-    try {
-      entry = { rowId: raw.id, keyId, keyType: raw.key_type, usages: raw.usages, extractable: raw.extractable !== 0, loaded: spec.load(material) };
-    } catch {
-      throw new VhsmFailure('KEY_CORRUPTED', `stored key ${keyId} could not be loaded`);
-    } finally {
-      material.fill(0);
-    }
+    const loaded = this.withMaterial(session.userId, session.authKey, raw, (spec, material) => spec.load(material));
+    const entry: CachedKey = { rowId: raw.id, keyId, keyType: raw.key_type, usages: raw.usages, extractable: raw.extractable !== 0, loaded };
     if (session.keys.size >= this.maxCachedKeys) {
       const oldest = session.keys.keys().next().value;
       if (oldest !== undefined) session.keys.delete(oldest);
@@ -161,4 +213,31 @@ export class KeyStore {
     session.keys.set(keyId, entry);
     return entry;
   }
+
+  /**
+   * Unwraps a row and hands its material to `use`, zeroing it afterwards.
+   * KEY_CORRUPTED when the blob fails GCM (moved, edited, wrong owner) or
+   * `use` cannot make sense of it.
+   */
+  private withMaterial<T>(userId: number, authKey: Buffer, row: WrappedRow, use: (spec: KeyTypeSpec, material: Buffer) => T): T {
+    const binding = { userId, keyId: row.key_id, keyType: row.key_type, usages: row.usages, extractable: row.extractable !== 0 };
+    const material = unwrapKey(authKey, row.wrapped, userKeyAad(binding));
+    const spec = keyTypeSpec(row.key_type);
+    if (!material || !spec) {
+      material?.fill(0);
+      throw new VhsmFailure('KEY_CORRUPTED', `stored key ${row.key_id} failed its integrity check`);
+    }
+    try {
+      return use(spec, material);
+    } catch {
+      throw new VhsmFailure('KEY_CORRUPTED', `stored key ${row.key_id} could not be loaded`);
+    } finally {
+      material.fill(0);
+    }
+  }
+}
+
+/** SPKI DER of a key pair's material, null for secret keys. */
+export function spkiOf(spec: KeyTypeSpec, material: Buffer): Buffer | null {
+  return spec.kind === 'key-pair' ? spkiDerOf(spec.load(material)) : null;
 }

@@ -76,4 +76,29 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
   `,
+
+  // 2: PKCS#11 public objects, listed before login: the public key of each
+  // key pair in the clear, and certificates.
+  `
+  -- SPKI DER of a key pair, written when the key is stored (public by nature;
+  -- never for secret keys). Pairs stored before this migration get theirs at
+  -- their owner's next login, which can unwrap them.
+  ALTER TABLE keys ADD COLUMN public_key BLOB;
+  -- The listing's page query, without reading the user's secret keys.
+  CREATE INDEX keys_public ON keys (user_id, key_id) WHERE public_key IS NOT NULL;
+  -- The login's backfill query: the key-pair types that existed before this
+  -- migration (EC, Ed25519, RSA, X25519); empty once every pair has its key.
+  CREATE INDEX keys_missing_public ON keys (user_id) WHERE public_key IS NULL AND key_type IN (1, 2, 4, 5, 6, 7, 8, 9, 12);
+
+  CREATE TABLE certificates (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    cert_id    TEXT NOT NULL,  -- server-chosen, 32 hex characters
+    object_id  BLOB NOT NULL,  -- PKCS#11 CKA_ID, 0..64 bytes
+    label      TEXT NOT NULL,
+    der        BLOB NOT NULL,  -- one X.509 certificate, checked when stored; public data
+    created_ms INTEGER NOT NULL,
+    UNIQUE (user_id, cert_id)
+  ) STRICT;
+  `,
 ];

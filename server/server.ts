@@ -25,6 +25,7 @@ import { Authenticator } from './auth.js';
 import { DEFAULT_SERVER_LIMITS, type OpContext, type OpResult, type ServerLimits, type ServerServices } from './context.js';
 import { VhsmFailure } from './errors.js';
 import { DEFAULT_FAIRNESS, FairScheduler, type FairnessOptions } from './fairness.js';
+import { CertificateStore } from './certstore.js';
 import { Checkpointer } from './checkpointer.js';
 import { GroupCommit, type Durability } from './group-commit.js';
 import { HANDLERS } from './handlers/index.js';
@@ -135,6 +136,7 @@ export class VhsmServer {
       store,
       sessions,
       keys: new KeyStore(store.db, sessionLimits.maxCachedKeysPerSession, keyUses),
+      certificates: new CertificateStore(store.db),
       auth: new Authenticator(store.db, new FailureLedger(store.db, lockout), kdfLane, iterations, clock),
       commits: new GroupCommit(store, wal, new Checkpointer(store, logger), keyUses, durability),
       limits: { ...DEFAULT_SERVER_LIMITS, ...options.limits },

@@ -122,28 +122,52 @@ export interface PasswordChange {
   readonly nowMs: number;
 }
 
+/** The authentication key wrapped under a new password: what a password change stores. */
+export interface SealedAuthKey {
+  readonly salt: Buffer;
+  readonly iterations: number;
+  readonly wrapped: Buffer;
+}
+
+/** Wraps `authKey` under a master key derived from `password` with a fresh salt. */
+export async function sealAuthKey(userId: number, authKey: Buffer, password: Uint8Array, iterations: number): Promise<SealedAuthKey> {
+  const salt = newSalt();
+  const master = await deriveMasterKey(password, salt, iterations);
+  try {
+    return { salt, iterations, wrapped: wrapKey(master, authKey, authKeyAad(userId)) };
+  } finally {
+    master.fill(0);
+  }
+}
+
+/**
+ * Stores a new wrapping of the user's auth key, only if the stored one is
+ * still `previous` (the one the old password opened), so of two concurrent
+ * changes one wins. Call inside a write transaction; false when it lost.
+ */
+export function replaceAuthKey(db: Database.Database, userId: number, previous: Buffer, sealed: SealedAuthKey, nowMs: number): boolean {
+  const updated = prepared(
+    db,
+    `UPDATE users SET kdf_salt = ?, kdf_iterations = ?, wrapped_auth_key = ?, password_changed_ms = ?
+     WHERE id = ? AND wrapped_auth_key = ?`,
+  ).run(sealed.salt, sealed.iterations, sealed.wrapped, nowMs, userId, previous);
+  return updated.changes === 1;
+}
+
 export async function changePassword(store: Store, change: PasswordChange): Promise<void> {
   const user = findUserByName(store.db, change.name);
   if (!user) throw new UserError('NOT_FOUND', `no user ${change.name}`);
   const authKey = await openAuthKey(user, change.oldPassword);
   if (!authKey) throw new UserError('BAD_PASSWORD', 'the current password is wrong');
-  const salt = newSalt();
-  let master: Buffer | undefined;
   try {
-    master = await deriveMasterKey(change.newPassword, salt, change.iterations);
-    const wrapped = wrapKey(master, authKey, authKeyAad(user.id));
+    const sealed = await sealAuthKey(user.id, authKey, change.newPassword, change.iterations);
     store.write(() => {
-      // Only if nobody changed it meanwhile (two concurrent passwd runs).
-      const updated = prepared(store.db, 
-          `UPDATE users SET kdf_salt = ?, kdf_iterations = ?, wrapped_auth_key = ?, password_changed_ms = ?
-           WHERE id = ? AND wrapped_auth_key = ?`,
-        )
-        .run(salt, change.iterations, wrapped, change.nowMs, user.id, user.wrappedAuthKey);
-      if (updated.changes !== 1) throw new UserError('NOT_FOUND', `user ${change.name} changed or was deleted meanwhile`);
+      if (!replaceAuthKey(store.db, user.id, user.wrappedAuthKey, sealed, change.nowMs)) {
+        throw new UserError('NOT_FOUND', `user ${change.name} changed or was deleted meanwhile`);
+      }
     });
   } finally {
     authKey.fill(0);
-    master?.fill(0);
   }
 }
 

@@ -26,7 +26,7 @@ import {
 } from '../proto/index.js';
 import { MAX_KEY_DATA_BYTES, MAX_MAC_BYTES, MAX_SIGNATURE_BYTES } from './crypto/engine.js';
 import { VhsmFailure } from './errors.js';
-import { isValidKeyId, isValidLabel, isValidUsername, MAX_PASSWORD_BYTES } from './rules.js';
+import { isValidKeyId, isValidLabel, isValidServerId, isValidUsername, MAX_OBJECT_ID_BYTES, MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES } from './rules.js';
 
 export const MAX_LIST_LIMIT = 100;
 export const DEFAULT_LIST_LIMIT = 100;
@@ -36,6 +36,8 @@ export const MAX_KDF_PARAM_BYTES = 1024;
 export const MAX_PEER_PUBLIC_KEY_BYTES = 1024;
 export const MAX_WRAPPING_PUBLIC_KEY_BYTES = 2048;
 export const MAX_WRAPPED_KEY_BYTES = MAX_KEY_DATA_BYTES + 1024;
+/** One X.509 certificate, DER (the protocol's limit). */
+export const MAX_CERTIFICATE_DER_BYTES = 16 * 1024;
 /** Nonces and tags are checked for their exact length by the mechanism; this only bounds them. */
 const MAX_NONCE_OR_TAG_BYTES = 64;
 
@@ -62,6 +64,7 @@ export type WrapTarget = { readonly kind: 'stored'; readonly keyId: string } | {
 export type ValidOp =
   | { readonly op: 'login'; readonly username: string; readonly password: Uint8Array }
   | { readonly op: 'logout' }
+  | { readonly op: 'changePassword'; readonly oldPassword: Uint8Array; readonly newPassword: Uint8Array }
   | { readonly op: 'generateKey'; readonly spec: ValidKeySpec; readonly lengthBytes: number }
   | { readonly op: 'importKey'; readonly spec: ValidKeySpec; readonly format: number; readonly keyData: Uint8Array }
   | { readonly op: 'listKeys'; readonly afterKeyId: string; readonly limit: number }
@@ -69,6 +72,9 @@ export type ValidOp =
   | { readonly op: 'deleteKey'; readonly keyId: string }
   | { readonly op: 'exportPublicKey'; readonly keyId: string; readonly format: number }
   | { readonly op: 'exportKey'; readonly keyId: string; readonly format: number }
+  | { readonly op: 'listPublicObjects'; readonly username: string; readonly afterKeyId: string; readonly limit: number }
+  | { readonly op: 'createCertificate'; readonly objectId: Uint8Array; readonly label: string; readonly der: Uint8Array }
+  | { readonly op: 'deleteCertificate'; readonly certId: string }
   | {
       readonly op: 'sign';
       readonly keyId: string;
@@ -201,6 +207,25 @@ function lengthField(value: number | null | undefined): number {
   return lengthBytes;
 }
 
+function usernameField(value: string | null | undefined): string {
+  const username = value ?? '';
+  if (!isValidUsername(username)) throw invalid('username must match [A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}');
+  return username;
+}
+
+function passwordField(value: Uint8Array | null | undefined, field: string): Uint8Array {
+  return bytesField(value, field, MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES);
+}
+
+/** A page request over key ids: the cursor (empty: first page) and the page size (0: default). */
+function pageFields(body: { afterKeyId?: string | null; limit?: number | null }): { afterKeyId: string; limit: number } {
+  const afterKeyId = body.afterKeyId ?? '';
+  if (afterKeyId !== '' && !isValidKeyId(afterKeyId)) throw invalid('after_key_id is not a valid key id');
+  const limit = body.limit ?? 0;
+  if (limit > MAX_LIST_LIMIT) throw invalid(`limit is larger than ${MAX_LIST_LIMIT}`);
+  return { afterKeyId, limit: limit || DEFAULT_LIST_LIMIT };
+}
+
 function streamIdField(value: number | null | undefined): number {
   const streamId = value ?? 0;
   if (streamId === 0) throw invalid('stream_id is required');
@@ -211,12 +236,18 @@ function validateOp(request: pb.Request): ValidOp {
   switch (request.op) {
     case 'login': {
       const body = request.login!;
-      const username = body.username ?? '';
-      if (!isValidUsername(username)) throw invalid('username must match [A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}');
-      return { op: 'login', username, password: bytesField(body.password, 'password', MAX_PASSWORD_BYTES, 1) };
+      return { op: 'login', username: usernameField(body.username), password: passwordField(body.password, 'password') };
     }
     case 'logout':
       return { op: 'logout' };
+    case 'changePassword': {
+      const body = request.changePassword!;
+      return {
+        op: 'changePassword',
+        oldPassword: passwordField(body.oldPassword, 'old_password'),
+        newPassword: passwordField(body.newPassword, 'new_password'),
+      };
+    }
     case 'generateKey': {
       const body = request.generateKey!;
       const lengthBytes = body.lengthBytes ?? 0;
@@ -232,14 +263,8 @@ function validateOp(request: pb.Request): ValidOp {
         keyData: bytesField(body.keyData, 'key_data', MAX_KEY_DATA_BYTES, 1),
       };
     }
-    case 'listKeys': {
-      const body = request.listKeys!;
-      const afterKeyId = body.afterKeyId ?? '';
-      if (afterKeyId !== '' && !isValidKeyId(afterKeyId)) throw invalid('after_key_id is not a valid key id');
-      const limit = body.limit ?? 0;
-      if (limit > MAX_LIST_LIMIT) throw invalid(`limit is larger than ${MAX_LIST_LIMIT}`);
-      return { op: 'listKeys', afterKeyId, limit: limit || DEFAULT_LIST_LIMIT };
-    }
+    case 'listKeys':
+      return { op: 'listKeys', ...pageFields(request.listKeys!) };
     case 'keyInfo':
       return { op: 'keyInfo', keyId: keyIdField(request.keyInfo!.keyId) };
     case 'deleteKey':
@@ -252,6 +277,26 @@ function validateOp(request: pb.Request): ValidOp {
     case 'exportKey': {
       const body = request.exportKey!;
       return { op: 'exportKey', keyId: keyIdField(body.keyId), format: enumField(body.format, KEY_FORMAT_VALUES, 'format', false) };
+    }
+    case 'listPublicObjects': {
+      const body = request.listPublicObjects!;
+      return { op: 'listPublicObjects', username: usernameField(body.username), ...pageFields(body) };
+    }
+    case 'createCertificate': {
+      const body = request.createCertificate!;
+      const label = body.label ?? '';
+      if (!isValidLabel(label)) throw invalid('label is longer than 128 bytes or has control characters');
+      return {
+        op: 'createCertificate',
+        objectId: bytesField(body.id, 'id', MAX_OBJECT_ID_BYTES),
+        label,
+        der: bytesField(body.der, 'der', MAX_CERTIFICATE_DER_BYTES, 1),
+      };
+    }
+    case 'deleteCertificate': {
+      const certId = request.deleteCertificate!.certId ?? '';
+      if (!isValidServerId(certId)) throw invalid('cert_id must be 32 lowercase hex characters');
+      return { op: 'deleteCertificate', certId };
     }
     case 'sign': {
       const body = request.sign!;

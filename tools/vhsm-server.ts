@@ -15,7 +15,7 @@
  *     "fairness": { "maxInFlight": 1024, "maxInFlightPerContainer": 32, "maxInFlightPerContainerShared": 2,
  *                   "activeWindowMs": 50, "maxQueuedPerContainer": 1024 },
  *     "sessionLimits": { "maxSessions": 10000, "maxSessionsPerContainer": 1000, "maxCachedKeysPerSession": 1000 },
- *     "limits": { "maxKeysPerUser": 10000 },
+ *     "limits": { "maxKeysPerUser": 10000, "maxCertificatesPerUser": 100 },
  *     "maxConcurrentKdf": 1,            (default: CPU count - 1, at least 1)
  *     "durability": "changes",          (or "all": every reply waits for its audit row's fsync)
  *     "logLevel": "info"
@@ -55,7 +55,7 @@ const NUMERIC_GROUPS: Record<string, readonly string[]> = {
   lockout: ['freeAttempts', 'backoffBaseMs', 'backoffMaxMs', 'lockAfter'],
   fairness: ['maxInFlight', 'maxInFlightPerContainer', 'maxInFlightPerContainerShared', 'activeWindowMs', 'maxQueuedPerContainer'],
   sessionLimits: ['maxSessions', 'maxSessionsPerContainer', 'maxCachedKeysPerSession'],
-  limits: ['maxKeysPerUser'],
+  limits: ['maxKeysPerUser', 'maxCertificatesPerUser'],
 };
 const TOP_LEVEL = ['db', 'sessionIdleTimeoutMs', 'pbkdf2Iterations', 'maxConcurrentKdf', 'durability', 'logLevel', ...Object.keys(NUMERIC_GROUPS)];
 

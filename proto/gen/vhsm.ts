@@ -30,6 +30,7 @@ export const vhsm = $root.vhsm = (() => {
             Request.prototype.session = $util.newBuffer([]);
             Request.prototype.login = null;
             Request.prototype.logout = null;
+            Request.prototype.changePassword = null;
             Request.prototype.generateKey = null;
             Request.prototype.importKey = null;
             Request.prototype.listKeys = null;
@@ -37,6 +38,9 @@ export const vhsm = $root.vhsm = (() => {
             Request.prototype.deleteKey = null;
             Request.prototype.exportPublicKey = null;
             Request.prototype.exportKey = null;
+            Request.prototype.listPublicObjects = null;
+            Request.prototype.createCertificate = null;
+            Request.prototype.deleteCertificate = null;
             Request.prototype.sign = null;
             Request.prototype.verify = null;
             Request.prototype.mac = null;
@@ -59,7 +63,7 @@ export const vhsm = $root.vhsm = (() => {
             let $oneOfFields;
 
             $Object.defineProperty(Request.prototype, "op", {
-                get: $util.oneOfGetter($oneOfFields = ["login", "logout", "generateKey", "importKey", "listKeys", "keyInfo", "deleteKey", "exportPublicKey", "exportKey", "sign", "verify", "mac", "verifyMac", "digest", "encrypt", "decrypt", "agreeKey", "deriveKey", "random", "wrappingKey", "importWrappedKey", "exportWrappedKey", "digestInit", "macInit", "streamUpdate", "streamFinal", "streamAbort"]),
+                get: $util.oneOfGetter($oneOfFields = ["login", "logout", "changePassword", "generateKey", "importKey", "listKeys", "keyInfo", "deleteKey", "exportPublicKey", "exportKey", "listPublicObjects", "createCertificate", "deleteCertificate", "sign", "verify", "mac", "verifyMac", "digest", "encrypt", "decrypt", "agreeKey", "deriveKey", "random", "wrappingKey", "importWrappedKey", "exportWrappedKey", "digestInit", "macInit", "streamUpdate", "streamFinal", "streamAbort"]),
                 set: $util.oneOfSetter($oneOfFields)
             });
 
@@ -84,6 +88,8 @@ export const vhsm = $root.vhsm = (() => {
                     $root.vhsm.v1.LoginRequest.encode(message.login, writer.uint32(82).fork(), _depth + 1).ldelim();
                 if (message.logout != null && $Object.hasOwnProperty.call(message, "logout"))
                     $root.vhsm.v1.LogoutRequest.encode(message.logout, writer.uint32(90).fork(), _depth + 1).ldelim();
+                if (message.changePassword != null && $Object.hasOwnProperty.call(message, "changePassword"))
+                    $root.vhsm.v1.ChangePasswordRequest.encode(message.changePassword, writer.uint32(98).fork(), _depth + 1).ldelim();
                 if (message.generateKey != null && $Object.hasOwnProperty.call(message, "generateKey"))
                     $root.vhsm.v1.GenerateKeyRequest.encode(message.generateKey, writer.uint32(162).fork(), _depth + 1).ldelim();
                 if (message.importKey != null && $Object.hasOwnProperty.call(message, "importKey"))
@@ -98,6 +104,12 @@ export const vhsm = $root.vhsm = (() => {
                     $root.vhsm.v1.ExportPublicKeyRequest.encode(message.exportPublicKey, writer.uint32(202).fork(), _depth + 1).ldelim();
                 if (message.exportKey != null && $Object.hasOwnProperty.call(message, "exportKey"))
                     $root.vhsm.v1.ExportKeyRequest.encode(message.exportKey, writer.uint32(210).fork(), _depth + 1).ldelim();
+                if (message.listPublicObjects != null && $Object.hasOwnProperty.call(message, "listPublicObjects"))
+                    $root.vhsm.v1.ListPublicObjectsRequest.encode(message.listPublicObjects, writer.uint32(218).fork(), _depth + 1).ldelim();
+                if (message.createCertificate != null && $Object.hasOwnProperty.call(message, "createCertificate"))
+                    $root.vhsm.v1.CreateCertificateRequest.encode(message.createCertificate, writer.uint32(226).fork(), _depth + 1).ldelim();
+                if (message.deleteCertificate != null && $Object.hasOwnProperty.call(message, "deleteCertificate"))
+                    $root.vhsm.v1.DeleteCertificateRequest.encode(message.deleteCertificate, writer.uint32(234).fork(), _depth + 1).ldelim();
                 if (message.sign != null && $Object.hasOwnProperty.call(message, "sign"))
                     $root.vhsm.v1.SignRequest.encode(message.sign, writer.uint32(242).fork(), _depth + 1).ldelim();
                 if (message.verify != null && $Object.hasOwnProperty.call(message, "verify"))
@@ -208,6 +220,13 @@ export const vhsm = $root.vhsm = (() => {
                             message.op = "logout";
                             continue;
                         }
+                    case 12: {
+                            if (wireType !== 2)
+                                break;
+                            message.changePassword = $root.vhsm.v1.ChangePasswordRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.changePassword);
+                            message.op = "changePassword";
+                            continue;
+                        }
                     case 20: {
                             if (wireType !== 2)
                                 break;
@@ -255,6 +274,27 @@ export const vhsm = $root.vhsm = (() => {
                                 break;
                             message.exportKey = $root.vhsm.v1.ExportKeyRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.exportKey);
                             message.op = "exportKey";
+                            continue;
+                        }
+                    case 27: {
+                            if (wireType !== 2)
+                                break;
+                            message.listPublicObjects = $root.vhsm.v1.ListPublicObjectsRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.listPublicObjects);
+                            message.op = "listPublicObjects";
+                            continue;
+                        }
+                    case 28: {
+                            if (wireType !== 2)
+                                break;
+                            message.createCertificate = $root.vhsm.v1.CreateCertificateRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.createCertificate);
+                            message.op = "createCertificate";
+                            continue;
+                        }
+                    case 29: {
+                            if (wireType !== 2)
+                                break;
+                            message.deleteCertificate = $root.vhsm.v1.DeleteCertificateRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.deleteCertificate);
+                            message.op = "deleteCertificate";
                             continue;
                         }
                     case 30: {
@@ -417,6 +457,7 @@ export const vhsm = $root.vhsm = (() => {
             Response.prototype.error = null;
             Response.prototype.login = null;
             Response.prototype.logout = null;
+            Response.prototype.changePassword = null;
             Response.prototype.generateKey = null;
             Response.prototype.importKey = null;
             Response.prototype.listKeys = null;
@@ -424,6 +465,9 @@ export const vhsm = $root.vhsm = (() => {
             Response.prototype.deleteKey = null;
             Response.prototype.exportPublicKey = null;
             Response.prototype.exportKey = null;
+            Response.prototype.listPublicObjects = null;
+            Response.prototype.createCertificate = null;
+            Response.prototype.deleteCertificate = null;
             Response.prototype.sign = null;
             Response.prototype.verify = null;
             Response.prototype.mac = null;
@@ -446,7 +490,7 @@ export const vhsm = $root.vhsm = (() => {
             let $oneOfFields;
 
             $Object.defineProperty(Response.prototype, "result", {
-                get: $util.oneOfGetter($oneOfFields = ["error", "login", "logout", "generateKey", "importKey", "listKeys", "keyInfo", "deleteKey", "exportPublicKey", "exportKey", "sign", "verify", "mac", "verifyMac", "digest", "encrypt", "decrypt", "agreeKey", "deriveKey", "random", "wrappingKey", "importWrappedKey", "exportWrappedKey", "digestInit", "macInit", "streamUpdate", "streamFinal", "streamAbort"]),
+                get: $util.oneOfGetter($oneOfFields = ["error", "login", "logout", "changePassword", "generateKey", "importKey", "listKeys", "keyInfo", "deleteKey", "exportPublicKey", "exportKey", "listPublicObjects", "createCertificate", "deleteCertificate", "sign", "verify", "mac", "verifyMac", "digest", "encrypt", "decrypt", "agreeKey", "deriveKey", "random", "wrappingKey", "importWrappedKey", "exportWrappedKey", "digestInit", "macInit", "streamUpdate", "streamFinal", "streamAbort"]),
                 set: $util.oneOfSetter($oneOfFields)
             });
 
@@ -471,6 +515,8 @@ export const vhsm = $root.vhsm = (() => {
                     $root.vhsm.v1.LoginResult.encode(message.login, writer.uint32(82).fork(), _depth + 1).ldelim();
                 if (message.logout != null && $Object.hasOwnProperty.call(message, "logout"))
                     $root.vhsm.v1.Empty.encode(message.logout, writer.uint32(90).fork(), _depth + 1).ldelim();
+                if (message.changePassword != null && $Object.hasOwnProperty.call(message, "changePassword"))
+                    $root.vhsm.v1.Empty.encode(message.changePassword, writer.uint32(98).fork(), _depth + 1).ldelim();
                 if (message.generateKey != null && $Object.hasOwnProperty.call(message, "generateKey"))
                     $root.vhsm.v1.KeyInfo.encode(message.generateKey, writer.uint32(162).fork(), _depth + 1).ldelim();
                 if (message.importKey != null && $Object.hasOwnProperty.call(message, "importKey"))
@@ -485,6 +531,12 @@ export const vhsm = $root.vhsm = (() => {
                     $root.vhsm.v1.PublicKeyResult.encode(message.exportPublicKey, writer.uint32(202).fork(), _depth + 1).ldelim();
                 if (message.exportKey != null && $Object.hasOwnProperty.call(message, "exportKey"))
                     $root.vhsm.v1.ExportKeyResult.encode(message.exportKey, writer.uint32(210).fork(), _depth + 1).ldelim();
+                if (message.listPublicObjects != null && $Object.hasOwnProperty.call(message, "listPublicObjects"))
+                    $root.vhsm.v1.PublicObjectList.encode(message.listPublicObjects, writer.uint32(218).fork(), _depth + 1).ldelim();
+                if (message.createCertificate != null && $Object.hasOwnProperty.call(message, "createCertificate"))
+                    $root.vhsm.v1.CertificateInfo.encode(message.createCertificate, writer.uint32(226).fork(), _depth + 1).ldelim();
+                if (message.deleteCertificate != null && $Object.hasOwnProperty.call(message, "deleteCertificate"))
+                    $root.vhsm.v1.Empty.encode(message.deleteCertificate, writer.uint32(234).fork(), _depth + 1).ldelim();
                 if (message.sign != null && $Object.hasOwnProperty.call(message, "sign"))
                     $root.vhsm.v1.SignResult.encode(message.sign, writer.uint32(242).fork(), _depth + 1).ldelim();
                 if (message.verify != null && $Object.hasOwnProperty.call(message, "verify"))
@@ -593,6 +645,13 @@ export const vhsm = $root.vhsm = (() => {
                             message.result = "logout";
                             continue;
                         }
+                    case 12: {
+                            if (wireType !== 2)
+                                break;
+                            message.changePassword = $root.vhsm.v1.Empty.decode(reader, reader.size(), $undefined, _depth + 1, message.changePassword);
+                            message.result = "changePassword";
+                            continue;
+                        }
                     case 20: {
                             if (wireType !== 2)
                                 break;
@@ -640,6 +699,27 @@ export const vhsm = $root.vhsm = (() => {
                                 break;
                             message.exportKey = $root.vhsm.v1.ExportKeyResult.decode(reader, reader.size(), $undefined, _depth + 1, message.exportKey);
                             message.result = "exportKey";
+                            continue;
+                        }
+                    case 27: {
+                            if (wireType !== 2)
+                                break;
+                            message.listPublicObjects = $root.vhsm.v1.PublicObjectList.decode(reader, reader.size(), $undefined, _depth + 1, message.listPublicObjects);
+                            message.result = "listPublicObjects";
+                            continue;
+                        }
+                    case 28: {
+                            if (wireType !== 2)
+                                break;
+                            message.createCertificate = $root.vhsm.v1.CertificateInfo.decode(reader, reader.size(), $undefined, _depth + 1, message.createCertificate);
+                            message.result = "createCertificate";
+                            continue;
+                        }
+                    case 29: {
+                            if (wireType !== 2)
+                                break;
+                            message.deleteCertificate = $root.vhsm.v1.Empty.decode(reader, reader.size(), $undefined, _depth + 1, message.deleteCertificate);
+                            message.result = "deleteCertificate";
                             continue;
                         }
                     case 30: {
@@ -813,6 +893,8 @@ export const vhsm = $root.vhsm = (() => {
             values[valuesById[20] = "ERROR_CODE_KEY_CORRUPTED"] = 20;
             values[valuesById[21] = "ERROR_CODE_DECRYPT_FAILED"] = 21;
             values[valuesById[22] = "ERROR_CODE_STREAM_NOT_FOUND"] = 22;
+            values[valuesById[23] = "ERROR_CODE_OBJECT_NOT_FOUND"] = 23;
+            values[valuesById[24] = "ERROR_CODE_NOT_ALLOWED"] = 24;
             return values;
         })();
 
@@ -1043,6 +1125,8 @@ export const vhsm = $root.vhsm = (() => {
             values[valuesById[9] = "SIGNATURE_ALGORITHM_RSA_PKCS1_SHA384"] = 9;
             values[valuesById[10] = "SIGNATURE_ALGORITHM_RSA_PKCS1_SHA512"] = 10;
             values[valuesById[11] = "SIGNATURE_ALGORITHM_BIP340"] = 11;
+            values[valuesById[12] = "SIGNATURE_ALGORITHM_ECDSA_DIGEST"] = 12;
+            values[valuesById[13] = "SIGNATURE_ALGORITHM_RSA_PKCS1_RAW"] = 13;
             return values;
         })();
 
@@ -1370,6 +1454,104 @@ export const vhsm = $root.vhsm = (() => {
             };
 
             return LogoutRequest;
+        })();
+
+        v1.ChangePasswordRequest = (function() {
+
+            const ChangePasswordRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            ChangePasswordRequest.prototype.oldPassword = $util.newBuffer([]);
+            ChangePasswordRequest.prototype.newPassword = $util.newBuffer([]);
+
+            ChangePasswordRequest.create = function(properties) {
+                return new ChangePasswordRequest(properties);
+            };
+
+            ChangePasswordRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.oldPassword != null && $Object.hasOwnProperty.call(message, "oldPassword") && message.oldPassword.length)
+                    writer.uint32(10).bytes(message.oldPassword);
+                if (message.newPassword != null && $Object.hasOwnProperty.call(message, "newPassword") && message.newPassword.length)
+                    writer.uint32(18).bytes(message.newPassword);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            ChangePasswordRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.ChangePasswordRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.oldPassword = value;
+                            else
+                                delete message.oldPassword;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.newPassword = value;
+                            else
+                                delete message.newPassword;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return ChangePasswordRequest;
         })();
 
         v1.KeySpec = (function() {
@@ -2637,6 +2819,653 @@ export const vhsm = $root.vhsm = (() => {
             };
 
             return ExportKeyResult;
+        })();
+
+        v1.ListPublicObjectsRequest = (function() {
+
+            const ListPublicObjectsRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            ListPublicObjectsRequest.prototype.username = "";
+            ListPublicObjectsRequest.prototype.afterKeyId = "";
+            ListPublicObjectsRequest.prototype.limit = 0;
+
+            ListPublicObjectsRequest.create = function(properties) {
+                return new ListPublicObjectsRequest(properties);
+            };
+
+            ListPublicObjectsRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.username != null && $Object.hasOwnProperty.call(message, "username") && message.username !== "")
+                    writer.uint32(10).string(message.username);
+                if (message.afterKeyId != null && $Object.hasOwnProperty.call(message, "afterKeyId") && message.afterKeyId !== "")
+                    writer.uint32(18).string(message.afterKeyId);
+                if (message.limit != null && $Object.hasOwnProperty.call(message, "limit") && message.limit !== 0)
+                    writer.uint32(24).uint32(message.limit);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            ListPublicObjectsRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.ListPublicObjectsRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.username = value;
+                            else
+                                delete message.username;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.afterKeyId = value;
+                            else
+                                delete message.afterKeyId;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 0)
+                                break;
+                            if (value = reader.uint32())
+                                message.limit = value;
+                            else
+                                delete message.limit;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return ListPublicObjectsRequest;
+        })();
+
+        v1.PublicKeyObject = (function() {
+
+            const PublicKeyObject = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            PublicKeyObject.prototype.key = null;
+            PublicKeyObject.prototype.spkiDer = $util.newBuffer([]);
+
+            PublicKeyObject.create = function(properties) {
+                return new PublicKeyObject(properties);
+            };
+
+            PublicKeyObject.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.key != null && $Object.hasOwnProperty.call(message, "key"))
+                    $root.vhsm.v1.KeyInfo.encode(message.key, writer.uint32(10).fork(), _depth + 1).ldelim();
+                if (message.spkiDer != null && $Object.hasOwnProperty.call(message, "spkiDer") && message.spkiDer.length)
+                    writer.uint32(18).bytes(message.spkiDer);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            PublicKeyObject.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.PublicKeyObject();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            message.key = $root.vhsm.v1.KeyInfo.decode(reader, reader.size(), $undefined, _depth + 1, message.key);
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.spkiDer = value;
+                            else
+                                delete message.spkiDer;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return PublicKeyObject;
+        })();
+
+        v1.PublicObjectList = (function() {
+
+            const PublicObjectList = function (properties) {
+                this.keys = [];
+                this.certificates = [];
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            PublicObjectList.prototype.keys = $util.emptyArray;
+            PublicObjectList.prototype.nextAfterKeyId = "";
+            PublicObjectList.prototype.certificates = $util.emptyArray;
+
+            PublicObjectList.create = function(properties) {
+                return new PublicObjectList(properties);
+            };
+
+            PublicObjectList.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.keys != null && message.keys.length)
+                    for (let i = 0; i < message.keys.length; ++i)
+                        $root.vhsm.v1.PublicKeyObject.encode(message.keys[i], writer.uint32(10).fork(), _depth + 1).ldelim();
+                if (message.nextAfterKeyId != null && $Object.hasOwnProperty.call(message, "nextAfterKeyId") && message.nextAfterKeyId !== "")
+                    writer.uint32(18).string(message.nextAfterKeyId);
+                if (message.certificates != null && message.certificates.length)
+                    for (let i = 0; i < message.certificates.length; ++i)
+                        $root.vhsm.v1.CertificateInfo.encode(message.certificates[i], writer.uint32(26).fork(), _depth + 1).ldelim();
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            PublicObjectList.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.PublicObjectList();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if (!(message.keys && message.keys.length))
+                                message.keys = [];
+                            message.keys.push($root.vhsm.v1.PublicKeyObject.decode(reader, reader.size(), $undefined, _depth + 1));
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.nextAfterKeyId = value;
+                            else
+                                delete message.nextAfterKeyId;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if (!(message.certificates && message.certificates.length))
+                                message.certificates = [];
+                            message.certificates.push($root.vhsm.v1.CertificateInfo.decode(reader, reader.size(), $undefined, _depth + 1));
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return PublicObjectList;
+        })();
+
+        v1.CreateCertificateRequest = (function() {
+
+            const CreateCertificateRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            CreateCertificateRequest.prototype.id = $util.newBuffer([]);
+            CreateCertificateRequest.prototype.label = "";
+            CreateCertificateRequest.prototype.der = $util.newBuffer([]);
+
+            CreateCertificateRequest.create = function(properties) {
+                return new CreateCertificateRequest(properties);
+            };
+
+            CreateCertificateRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.id != null && $Object.hasOwnProperty.call(message, "id") && message.id.length)
+                    writer.uint32(10).bytes(message.id);
+                if (message.label != null && $Object.hasOwnProperty.call(message, "label") && message.label !== "")
+                    writer.uint32(18).string(message.label);
+                if (message.der != null && $Object.hasOwnProperty.call(message, "der") && message.der.length)
+                    writer.uint32(26).bytes(message.der);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            CreateCertificateRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.CreateCertificateRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.id = value;
+                            else
+                                delete message.id;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.label = value;
+                            else
+                                delete message.label;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.der = value;
+                            else
+                                delete message.der;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return CreateCertificateRequest;
+        })();
+
+        v1.CertificateInfo = (function() {
+
+            const CertificateInfo = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            CertificateInfo.prototype.certId = "";
+            CertificateInfo.prototype.id = $util.newBuffer([]);
+            CertificateInfo.prototype.label = "";
+            CertificateInfo.prototype.der = $util.newBuffer([]);
+            CertificateInfo.prototype.createdMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+            CertificateInfo.create = function(properties) {
+                return new CertificateInfo(properties);
+            };
+
+            CertificateInfo.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.certId != null && $Object.hasOwnProperty.call(message, "certId") && message.certId !== "")
+                    writer.uint32(10).string(message.certId);
+                if (message.id != null && $Object.hasOwnProperty.call(message, "id") && message.id.length)
+                    writer.uint32(18).bytes(message.id);
+                if (message.label != null && $Object.hasOwnProperty.call(message, "label") && message.label !== "")
+                    writer.uint32(26).string(message.label);
+                if (message.der != null && $Object.hasOwnProperty.call(message, "der") && message.der.length)
+                    writer.uint32(34).bytes(message.der);
+                if (message.createdMs != null && $Object.hasOwnProperty.call(message, "createdMs") && (typeof message.createdMs === "object" ? message.createdMs.low || message.createdMs.high : message.createdMs !== 0))
+                    writer.uint32(40).uint64(message.createdMs);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            CertificateInfo.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.CertificateInfo();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.certId = value;
+                            else
+                                delete message.certId;
+                            continue;
+                        }
+                    case 2: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.id = value;
+                            else
+                                delete message.id;
+                            continue;
+                        }
+                    case 3: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.label = value;
+                            else
+                                delete message.label;
+                            continue;
+                        }
+                    case 4: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.bytes()).length)
+                                message.der = value;
+                            else
+                                delete message.der;
+                            continue;
+                        }
+                    case 5: {
+                            if (wireType !== 0)
+                                break;
+                            if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                message.createdMs = value;
+                            else
+                                delete message.createdMs;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return CertificateInfo;
+        })();
+
+        v1.DeleteCertificateRequest = (function() {
+
+            const DeleteCertificateRequest = function (properties) {
+                if (properties)
+                    for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                        if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                            this[keys[i]] = properties[keys[i]];
+            };
+
+            DeleteCertificateRequest.prototype.certId = "";
+
+            DeleteCertificateRequest.create = function(properties) {
+                return new DeleteCertificateRequest(properties);
+            };
+
+            DeleteCertificateRequest.encode = function (message, writer, _depth) {
+                if (!writer)
+                    writer = $Writer.create();
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (message.certId != null && $Object.hasOwnProperty.call(message, "certId") && message.certId !== "")
+                    writer.uint32(10).string(message.certId);
+                if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                    for (let i = 0; i < message.$unknowns.length; ++i)
+                        writer.raw(message.$unknowns[i]);
+                return writer;
+            };
+
+            DeleteCertificateRequest.decode = function (reader, length, _end, _depth, _target) {
+                if (!(reader instanceof $Reader))
+                    reader = $Reader.create(reader);
+                if (_depth === $undefined)
+                    _depth = 0;
+                if (_depth > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                let end, message, value;
+                if (length === $undefined)
+                    end = reader.len;
+                else {
+                    end = reader.pos + length;
+                    if (end > reader.len)
+                        throw $RangeError("index out of range");
+                    length = reader.len;
+                    reader.len = end;
+                }
+                message = _target || new $root.vhsm.v1.DeleteCertificateRequest();
+                while (reader.pos < end) {
+                    let start = reader.pos;
+                    let tag = reader.tag();
+                    if (tag === _end) {
+                        _end = $undefined;
+                        break;
+                    }
+                    let wireType = tag & 7;
+                    switch (tag >>>= 3) {
+                    case 1: {
+                            if (wireType !== 2)
+                                break;
+                            if ((value = reader.stringVerify()).length)
+                                message.certId = value;
+                            else
+                                delete message.certId;
+                            continue;
+                        }
+                    }
+                    reader.skipType(wireType, _depth, tag);
+                    if (!reader.discardUnknown) {
+                        $util.makeProp(message, "$unknowns", false);
+                        (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                    }
+                }
+                if (length !== $undefined) {
+                    if (reader.pos !== end)
+                        throw $RangeError("index out of range");
+                    reader.len = length;
+                }
+                if (_end !== $undefined)
+                    throw $Error("missing end group");
+                return message;
+            };
+
+            return DeleteCertificateRequest;
         })();
 
         v1.SignRequest = (function() {

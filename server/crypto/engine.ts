@@ -12,5 +12,5 @@ export { cipherMechanism, type CipherMechanism, type Sealed } from './ciphers.js
 export { agree, peerPublicKey, supportsAgreement } from './agreement.js';
 export { kdfMechanism, type KdfMechanism } from './kdfs.js';
 export { parseWrappingPublicKey, unwrapTransported, wrapForTransport } from './byok.js';
-export { exportPublicKey } from './public-keys.js';
+export { exportPublicKey, spkiDerOf } from './public-keys.js';
 export { allows, maskOf, usagesOf, type UsageMask } from './usages.js';

@@ -1,5 +1,6 @@
 /**
- * ECDSA over P-256, P-384, P-521 and secp256k1 with SHA-256/384/512.
+ * ECDSA over P-256, P-384, P-521 and secp256k1 with SHA-256/384/512, and
+ * over a caller's digest of any length (PKCS#11 CKM_ECDSA).
  *
  * Messages: node:crypto (OpenSSL). Pre-computed digests: @noble/curves with
  * `prehash: false`, because OpenSSL 3.0 offers no digest-input ECDSA through
@@ -45,6 +46,21 @@ function normalised(curve: EcCurve, p1363: Uint8Array, raw: boolean): Uint8Array
   return signature.toBytes(raw ? 'compact' : 'der');
 }
 
+/** ECDSA over a caller's digest, any length: @noble truncates it to the order's bit length (bits2int). */
+function signDigest(curve: EcCurve, privateKey: KeyObject, digest: Uint8Array, encoding: number): Uint8Array {
+  const scalar = ecScalarOf(privateKey);
+  try {
+    return curve.noble.sign(digest, scalar, { prehash: false, lowS: curve.lowS, extraEntropy: true, format: isRaw(encoding) ? 'compact' : 'der' });
+  } finally {
+    scalar.fill(0);
+  }
+}
+
+function verifyDigest(curve: EcCurve, publicKey: KeyObject, digest: Uint8Array, signature: Uint8Array, encoding: number): boolean {
+  const format = isRaw(encoding) ? 'compact' : 'der';
+  return curve.noble.verify(signature, digest, ecPointOf(publicKey), { prehash: false, lowS: false, format });
+}
+
 function ecdsa(name: SignatureAlgorithmName, hash: HashInfo): SignatureMechanism {
   return {
     algorithm: SIGNATURE_ALGORITHMS[name],
@@ -54,14 +70,7 @@ function ecdsa(name: SignatureAlgorithmName, hash: HashInfo): SignatureMechanism
     async sign(key, data, { encoding, prehashed }) {
       const curve = curveOf(key);
       const privateKey = must(key.loaded.privateKey, 'private key');
-      if (prehashed) {
-        const scalar = ecScalarOf(privateKey);
-        try {
-          return curve.noble.sign(data, scalar, { prehash: false, lowS: curve.lowS, extraEntropy: true, format: isRaw(encoding) ? 'compact' : 'der' });
-        } finally {
-          scalar.fill(0);
-        }
-      }
+      if (prehashed) return signDigest(curve, privateKey, data, encoding);
       if (!curve.lowS) return nodeSign(curve, hash, data, privateKey, isRaw(encoding) ? 'ieee-p1363' : 'der');
       return normalised(curve, await nodeSign(curve, hash, data, privateKey, 'ieee-p1363'), isRaw(encoding));
     },
@@ -69,10 +78,7 @@ function ecdsa(name: SignatureAlgorithmName, hash: HashInfo): SignatureMechanism
       const curve = curveOf(key);
       const publicKey = must(key.loaded.publicKey, 'public key');
       try {
-        if (prehashed) {
-          const format = isRaw(encoding) ? 'compact' : 'der';
-          return curve.noble.verify(signature, data, ecPointOf(publicKey), { prehash: false, lowS: false, format });
-        }
+        if (prehashed) return verifyDigest(curve, publicKey, data, signature, encoding);
         return await nodeVerify(curve, hash, data, publicKey, isRaw(encoding) ? 'ieee-p1363' : 'der', signature);
       } catch {
         return false; // malformed DER, wrong length and the like: simply not a valid signature
@@ -82,3 +88,31 @@ function ecdsa(name: SignatureAlgorithmName, hash: HashInfo): SignatureMechanism
 }
 
 export const ECDSA_MECHANISMS: readonly SignatureMechanism[] = [ecdsa('ecdsa-sha256', SHA256), ecdsa('ecdsa-sha384', SHA384), ecdsa('ecdsa-sha512', SHA512)];
+
+/** Digest lengths CKM_ECDSA callers send: SHA-1 (pam_p11) up to SHA-512. */
+export const ECDSA_DIGEST_BYTES = { min: 1, max: 64 } as const;
+
+/**
+ * PKCS#11 CKM_ECDSA: `data` is a digest of 1..64 bytes, used as ECDSA
+ * specifies (its leftmost bits, as many as the group order has; shorter
+ * input as it is). node:crypto has no digest-input ECDSA, so @noble signs
+ * and verifies, as for the prehashed algorithms above.
+ */
+export const ecdsaDigest: SignatureMechanism = {
+  algorithm: SIGNATURE_ALGORITHMS['ecdsa-digest'],
+  name: 'ecdsa-digest',
+  keyTypes: EC_KEY_TYPES,
+  dataBytes: () => ECDSA_DIGEST_BYTES,
+  async sign(key, data, { encoding }) {
+    return signDigest(curveOf(key), must(key.loaded.privateKey, 'private key'), data, encoding);
+  },
+  async verify(key, data, signature, { encoding }) {
+    const curve = curveOf(key);
+    const publicKey = must(key.loaded.publicKey, 'public key');
+    try {
+      return verifyDigest(curve, publicKey, data, signature, encoding);
+    } catch {
+      return false; // malformed signature
+    }
+  },
+};

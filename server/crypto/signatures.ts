@@ -3,8 +3,8 @@
  */
 import type { SignatureAlgorithmName } from '../../proto/index.js';
 import type { KeyRef } from './key-material.js';
-import { ECDSA_MECHANISMS } from './sig-ecdsa.js';
-import { RSA_MECHANISMS } from './sig-rsa.js';
+import { ECDSA_MECHANISMS, ecdsaDigest } from './sig-ecdsa.js';
+import { RSA_MECHANISMS, rsaPkcs1Raw } from './sig-rsa.js';
 import { bip340, ed25519 } from './sig-schnorr.js';
 
 export interface SignOptions {
@@ -20,6 +20,11 @@ export interface SignatureMechanism {
   readonly keyTypes: ReadonlySet<number>;
   /** Digest length accepted as prehashed input; undefined: messages only. */
   readonly prehashBytes?: number;
+  /**
+   * Lengths `data` may have, for mechanisms that take it as given rather
+   * than hash it (a digest, a DigestInfo); undefined: any message.
+   */
+  dataBytes?(key: KeyRef): { readonly min: number; readonly max: number };
   sign(key: KeyRef, data: Uint8Array, options: SignOptions): Promise<Uint8Array>;
   /** False for any signature that does not verify, malformed ones included. */
   verify(key: KeyRef, data: Uint8Array, signature: Uint8Array, options: SignOptions): Promise<boolean>;
@@ -29,7 +34,7 @@ export interface SignatureMechanism {
 export const MAX_SIGNATURE_BYTES = 512;
 
 const SIGNATURE_TABLE: ReadonlyMap<number, SignatureMechanism> = new Map(
-  [...ECDSA_MECHANISMS, ed25519, ...RSA_MECHANISMS, bip340].map((row) => [row.algorithm, row]),
+  [...ECDSA_MECHANISMS, ed25519, ...RSA_MECHANISMS, bip340, ecdsaDigest, rsaPkcs1Raw].map((row) => [row.algorithm, row]),
 );
 
 export function signatureMechanism(algorithm: number): SignatureMechanism | undefined {

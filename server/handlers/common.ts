@@ -6,7 +6,8 @@ import { KEY_FORMATS } from '../../proto/index.js';
 import { allows, keyTypeSpec, macMechanism, maskOf, type KeyTypeSpec, type MacMechanism } from '../crypto/engine.js';
 import { VhsmFailure } from '../errors.js';
 import type { SessionOpContext } from '../context.js';
-import { newKeyId } from '../keystore.js';
+import { spkiOf } from '../keystore.js';
+import { newServerId } from '../rules.js';
 import type { CachedKey } from '../sessions.js';
 import type { ValidKeySpec } from '../validate.js';
 import { toKeyInfo } from './convert.js';
@@ -67,9 +68,10 @@ export function macFor(key: CachedKey, algorithm: number): MacMechanism {
 /** Wraps and stores `material` (zeroed afterwards) and returns the new key's info. */
 export async function storeNewKey(ctx: SessionOpContext, request: ValidKeySpec, spec: KeyTypeSpec, usages: number, material: Buffer) {
   const { keys, clock, limits } = ctx.services;
-  const keyId = request.keyId || newKeyId();
+  const keyId = request.keyId || newServerId();
   ctx.audit.keyId = keyId;
   try {
+    const publicKey = spkiOf(spec, material); // listed before login (list_public_objects)
     await ctx.commit(() => {
       if (keys.count(ctx.session.userId) >= limits.maxKeysPerUser) throw new VhsmFailure('RESOURCE_EXHAUSTED', 'key limit reached for this user');
       keys.insert(ctx.session, {
@@ -79,6 +81,7 @@ export async function storeNewKey(ctx: SessionOpContext, request: ValidKeySpec, 
         usages,
         extractable: request.extractable,
         material,
+        publicKey,
         createdMs: clock(),
       });
     });

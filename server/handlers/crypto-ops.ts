@@ -17,12 +17,21 @@ function signatureFor(key: CachedKey, algorithm: number): SignatureMechanism {
   return mechanism;
 }
 
-/** Prehashed input must be a digest of the mechanism's hash. */
-function checkInput(mechanism: SignatureMechanism, data: Uint8Array, prehashed: boolean): void {
-  if (!prehashed) return;
-  if (mechanism.prehashBytes === undefined) throw new VhsmFailure('INVALID_ARGUMENT', `${mechanism.name} signs the message itself: prehashed input is not accepted`);
-  if (data.length !== mechanism.prehashBytes) {
-    throw new VhsmFailure('INVALID_ARGUMENT', `prehashed ${mechanism.name} input must be a ${mechanism.prehashBytes}-byte digest`);
+/** Prehashed input must be a digest of the mechanism's hash; raw-input mechanisms bound their data. */
+function checkInput(mechanism: SignatureMechanism, key: CachedKey, data: Uint8Array, prehashed: boolean): void {
+  if (prehashed) {
+    if (mechanism.prehashBytes === undefined) {
+      const why = mechanism.dataBytes ? 'takes its input as given (there is no hash to name)' : 'signs the message itself';
+      throw new VhsmFailure('INVALID_ARGUMENT', `${mechanism.name} ${why}: prehashed input is not accepted`);
+    }
+    if (data.length !== mechanism.prehashBytes) {
+      throw new VhsmFailure('INVALID_ARGUMENT', `prehashed ${mechanism.name} input must be a ${mechanism.prehashBytes}-byte digest`);
+    }
+    return;
+  }
+  const bounds = mechanism.dataBytes?.(key);
+  if (bounds && (data.length < bounds.min || data.length > bounds.max)) {
+    throw new VhsmFailure('INVALID_ARGUMENT', `${mechanism.name} input must be ${bounds.min}..${bounds.max} bytes for this key`);
   }
 }
 
@@ -31,7 +40,7 @@ export const sign: Handler<'sign'> = {
   async run(ctx, request) {
     const key = usableKey(ctx, request.keyId, KEY_USAGES.sign);
     const mechanism = signatureFor(key, request.algorithm);
-    checkInput(mechanism, request.data, request.prehashed);
+    checkInput(mechanism, key, request.data, request.prehashed);
     const signature = await mechanism.sign(key, request.data, request);
     noteUse(ctx, key);
     return { sign: { signature } };
@@ -43,7 +52,7 @@ export const verify: Handler<'verify'> = {
   async run(ctx, request) {
     const key = usableKey(ctx, request.keyId, KEY_USAGES.verify);
     const mechanism = signatureFor(key, request.algorithm);
-    checkInput(mechanism, request.data, request.prehashed);
+    checkInput(mechanism, key, request.data, request.prehashed);
     const valid = await mechanism.verify(key, request.data, request.signature, request);
     noteUse(ctx, key);
     return { verify: { valid } };

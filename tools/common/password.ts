@@ -5,6 +5,7 @@
  */
 import { openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
+import { MAX_PASSWORD_BYTES } from '../../server/rules.js';
 import { EXIT, ToolError } from './exit-codes.js';
 
 export interface PasswordSource {
@@ -28,7 +29,6 @@ export interface PasswordPrompt {
   readonly confirm?: boolean;
 }
 
-const MAX_PASSWORD_BYTES = 1024;
 const inputError = (message: string): ToolError => new ToolError(EXIT.PASSWORD_INPUT, message);
 
 /** Splits input into lines (LF or CRLF) without copying the bytes into strings. */
