@@ -117,6 +117,46 @@ static void add_usage(struct spec *sp, Vhsm__V1__KeyUsage u)
 		sp->usages[sp->n_usages++] = u;
 }
 
+/* The usages a VHSM key type can have (docs/mechanisms.md). Consumers set
+ * usage attributes by habit (pkcs11-tool asks CKA_DERIVE of every EC-like
+ * key): the ones the type cannot have are dropped, and the objects show
+ * what the key really allows. */
+static uint32_t allowed_usages(int type)
+{
+	const uint32_t sv = VP_USE(U(SIGN)) | VP_USE(U(VERIFY));
+	switch (type) {
+	case T(EC_P256):
+	case T(EC_P384):
+	case T(EC_P521):
+		return sv | VP_USE(U(DERIVE));
+	case T(EC_SECP256K1):
+	case T(ED25519):
+		return sv;
+	case T(X25519):
+	case T(SECRET):
+		return VP_USE(U(DERIVE));
+	case T(RSA_2048):
+	case T(RSA_3072):
+	case T(RSA_4096):
+		return sv | VP_USE(U(ENCRYPT)) | VP_USE(U(DECRYPT)) | VP_USE(U(WRAP)) | VP_USE(U(UNWRAP));
+	case T(AES_256):
+	case T(CHACHA20):
+		return VP_USE(U(ENCRYPT)) | VP_USE(U(DECRYPT));
+	case T(HMAC):
+		return VP_USE(U(MAC));
+	}
+	return 0;
+}
+
+static void restrict_usages(struct spec *sp, int type)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < sp->n_usages; i++)
+		if (allowed_usages(type) & VP_USE(sp->usages[i]))
+			sp->usages[kept++] = sp->usages[i];
+	sp->n_usages = kept;
+}
+
 static void sort_usages(struct spec *sp)
 {
 	/* Canonical order on the wire: ascending. */
@@ -320,6 +360,7 @@ CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PT
 		rv = usage_attr(priv, npriv, CKA_UNWRAP, &sp, U(UNWRAP), U(WRAP));
 	if (rv == CKR_OK)
 		rv = usage_attr(priv, npriv, CKA_DERIVE, &sp, U(DERIVE), 0);
+	restrict_usages(&sp, type);
 	sort_usages(&sp);
 	if (rv == CKR_OK)
 		rv = generate(&w, type, &sp, 0, pub_h, priv_h);
@@ -374,6 +415,7 @@ CK_RV C_GenerateKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR t,
 	}
 	if (rv == CKR_OK)
 		rv = common_attrs(t, n, &sp, true);
+	restrict_usages(&sp, type);
 	sort_usages(&sp);
 	CK_OBJECT_HANDLE unused = CK_INVALID_HANDLE;
 	if (rv == CKR_OK)
