@@ -29,19 +29,11 @@ CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList
 		return CKR_ARGUMENTS_BAD;
 	if (slotID >= (CK_SLOT_ID)vp->config.nslots)
 		return CKR_SLOT_ID_INVALID;
+	CK_MECHANISM_TYPE types[VP_MECH_MAX];
 	CK_ULONG n = vp_mech_count();
-	if (!pMechanismList) {
-		*pulCount = n;
-		return CKR_OK;
-	}
-	if (*pulCount < n) {
-		*pulCount = n;
-		return CKR_BUFFER_TOO_SMALL;
-	}
 	for (CK_ULONG i = 0; i < n; i++)
-		pMechanismList[i] = vp_mech_at(i)->type;
-	*pulCount = n;
-	return CKR_OK;
+		types[i] = vp_mech_at(i)->type;
+	return vp_return_list(types, n, pMechanismList, pulCount);
 }
 
 CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR pInfo)
@@ -876,6 +868,26 @@ static CK_RV single_part(CK_SESSION_HANDLE h, enum vp_op_kind kind)
 	return rv;
 }
 
+/* C_Sign, C_Digest, C_Encrypt, C_Decrypt: one call, all the data. */
+static CK_RV one_shot(CK_SESSION_HANDLE h, enum vp_op_kind kind, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
+{
+	CK_RV rv = vp_check();
+	if (rv == CKR_OK)
+		rv = single_part(h, kind);
+	return rv == CKR_OK ? finish(h, kind, data, len, out, out_len) : rv;
+}
+
+/* AEAD and RSA need the whole input: updates keep it and output nothing. */
+static CK_RV update_no_output(CK_SESSION_HANDLE h, enum vp_op_kind kind, CK_BYTE_PTR part, CK_ULONG len, CK_ULONG_PTR out_len)
+{
+	if (!out_len)
+		return CKR_ARGUMENTS_BAD;
+	CK_RV rv = update(h, kind, part, len);
+	if (rv == CKR_OK)
+		*out_len = 0;
+	return rv;
+}
+
 /* ---- the PKCS#11 functions -------------------------------------------------- */
 
 CK_RV C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
@@ -885,10 +897,7 @@ CK_RV C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
 
 CK_RV C_Sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig, CK_ULONG_PTR sig_len)
 {
-	CK_RV rv = vp_check();
-	if (rv == CKR_OK)
-		rv = single_part(h, VP_OP_SIGN);
-	return rv == CKR_OK ? finish(h, VP_OP_SIGN, data, len, sig, sig_len) : rv;
+	return one_shot(h, VP_OP_SIGN, data, len, sig, sig_len);
 }
 
 CK_RV C_SignUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG len)
@@ -931,10 +940,7 @@ CK_RV C_DigestInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m)
 
 CK_RV C_Digest(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
 {
-	CK_RV rv = vp_check();
-	if (rv == CKR_OK)
-		rv = single_part(h, VP_OP_DIGEST);
-	return rv == CKR_OK ? finish(h, VP_OP_DIGEST, data, len, out, out_len) : rv;
+	return one_shot(h, VP_OP_DIGEST, data, len, out, out_len);
 }
 
 CK_RV C_DigestUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG len)
@@ -954,22 +960,13 @@ CK_RV C_EncryptInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
 
 CK_RV C_Encrypt(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
 {
-	CK_RV rv = vp_check();
-	if (rv == CKR_OK)
-		rv = single_part(h, VP_OP_ENCRYPT);
-	return rv == CKR_OK ? finish(h, VP_OP_ENCRYPT, data, len, out, out_len) : rv;
+	return one_shot(h, VP_OP_ENCRYPT, data, len, out, out_len);
 }
 
-/* AEAD and RSA need the whole input: updates keep it and output nothing. */
 CK_RV C_EncryptUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG len, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
 {
 	(void)out;
-	if (!out_len)
-		return CKR_ARGUMENTS_BAD;
-	CK_RV rv = update(h, VP_OP_ENCRYPT, part, len);
-	if (rv == CKR_OK)
-		*out_len = 0;
-	return rv;
+	return update_no_output(h, VP_OP_ENCRYPT, part, len, out_len);
 }
 
 CK_RV C_EncryptFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
@@ -984,21 +981,13 @@ CK_RV C_DecryptInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
 
 CK_RV C_Decrypt(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
 {
-	CK_RV rv = vp_check();
-	if (rv == CKR_OK)
-		rv = single_part(h, VP_OP_DECRYPT);
-	return rv == CKR_OK ? finish(h, VP_OP_DECRYPT, data, len, out, out_len) : rv;
+	return one_shot(h, VP_OP_DECRYPT, data, len, out, out_len);
 }
 
 CK_RV C_DecryptUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG len, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
 {
 	(void)out;
-	if (!out_len)
-		return CKR_ARGUMENTS_BAD;
-	CK_RV rv = update(h, VP_OP_DECRYPT, part, len);
-	if (rv == CKR_OK)
-		*out_len = 0;
-	return rv;
+	return update_no_output(h, VP_OP_DECRYPT, part, len, out_len);
 }
 
 CK_RV C_DecryptFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR out_len)

@@ -346,20 +346,16 @@ CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PT
 		rv = common_attrs(pub, npub, &sp, false);
 	if (rv == CKR_OK)
 		rv = common_attrs(priv, npriv, &sp, true);
-	if (rv == CKR_OK)
-		rv = usage_attr(pub, npub, CKA_VERIFY, &sp, U(VERIFY), U(SIGN));
-	if (rv == CKR_OK)
-		rv = usage_attr(pub, npub, CKA_ENCRYPT, &sp, U(ENCRYPT), U(DECRYPT));
-	if (rv == CKR_OK)
-		rv = usage_attr(pub, npub, CKA_WRAP, &sp, U(WRAP), U(UNWRAP));
-	if (rv == CKR_OK)
-		rv = usage_attr(priv, npriv, CKA_SIGN, &sp, U(SIGN), U(VERIFY));
-	if (rv == CKR_OK)
-		rv = usage_attr(priv, npriv, CKA_DECRYPT, &sp, U(DECRYPT), U(ENCRYPT));
-	if (rv == CKR_OK)
-		rv = usage_attr(priv, npriv, CKA_UNWRAP, &sp, U(UNWRAP), U(WRAP));
-	if (rv == CKR_OK)
-		rv = usage_attr(priv, npriv, CKA_DERIVE, &sp, U(DERIVE), 0);
+	/* Which template's attribute gives which usage (and its counterpart). */
+	static const struct { bool pub; CK_ATTRIBUTE_TYPE attr; Vhsm__V1__KeyUsage use, pair; } usage_map[] = {
+		{ true, CKA_VERIFY, U(VERIFY), U(SIGN) }, { true, CKA_ENCRYPT, U(ENCRYPT), U(DECRYPT) },
+		{ true, CKA_WRAP, U(WRAP), U(UNWRAP) }, { false, CKA_SIGN, U(SIGN), U(VERIFY) },
+		{ false, CKA_DECRYPT, U(DECRYPT), U(ENCRYPT) }, { false, CKA_UNWRAP, U(UNWRAP), U(WRAP) },
+		{ false, CKA_DERIVE, U(DERIVE), 0 },
+	};
+	for (size_t i = 0; rv == CKR_OK && i < sizeof(usage_map) / sizeof(usage_map[0]); i++)
+		rv = usage_attr(usage_map[i].pub ? pub : priv, usage_map[i].pub ? npub : npriv, usage_map[i].attr, &sp,
+				usage_map[i].use, usage_map[i].pair);
 	restrict_usages(&sp, type);
 	sort_usages(&sp);
 	if (rv == CKR_OK)

@@ -44,6 +44,7 @@ static const struct vp_mech mechs[] = {
 };
 
 #define N_MECHS (sizeof(mechs) / sizeof(mechs[0]))
+_Static_assert(N_MECHS <= VP_MECH_MAX, "raise VP_MECH_MAX");
 
 const struct vp_mech *vp_mech_find(CK_MECHANISM_TYPE type)
 {

@@ -17,6 +17,8 @@ struct vp_mech {
 	bool data_is_digest;   /* the caller hashed (CKM_ECDSA, CKM_RSA_PKCS_PSS) */
 };
 
+#define VP_MECH_MAX 64
+
 const struct vp_mech *vp_mech_find(CK_MECHANISM_TYPE type);
 size_t vp_mech_count(void);
 const struct vp_mech *vp_mech_at(size_t i);

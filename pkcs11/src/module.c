@@ -158,11 +158,26 @@ CK_RV C_Finalize(CK_VOID_PTR pReserved)
 	return rv;
 }
 
-static void pad(CK_UTF8CHAR *dst, size_t size, const char *src)
+void vp_pad(CK_UTF8CHAR *dst, size_t size, const char *src)
 {
 	memset(dst, ' ', size);
 	size_t n = strlen(src);
 	memcpy(dst, src, n < size ? n : size);
+}
+
+CK_RV vp_return_list(const CK_ULONG *items, CK_ULONG n, CK_ULONG *out, CK_ULONG_PTR count)
+{
+	if (!out) {
+		*count = n;
+		return CKR_OK;
+	}
+	if (*count < n) {
+		*count = n;
+		return CKR_BUFFER_TOO_SMALL;
+	}
+	memcpy(out, items, n * sizeof(*items));
+	*count = n;
+	return CKR_OK;
 }
 
 CK_RV C_GetInfo(CK_INFO_PTR pInfo)
@@ -175,8 +190,8 @@ CK_RV C_GetInfo(CK_INFO_PTR pInfo)
 	memset(pInfo, 0, sizeof(*pInfo));
 	pInfo->cryptokiVersion.major = 2;
 	pInfo->cryptokiVersion.minor = 40;
-	pad(pInfo->manufacturerID, sizeof(pInfo->manufacturerID), "VHSM");
-	pad(pInfo->libraryDescription, sizeof(pInfo->libraryDescription), "VHSM PKCS#11 module");
+	vp_pad(pInfo->manufacturerID, sizeof(pInfo->manufacturerID), "VHSM");
+	vp_pad(pInfo->libraryDescription, sizeof(pInfo->libraryDescription), "VHSM PKCS#11 module");
 	pInfo->libraryVersion.major = 0;
 	pInfo->libraryVersion.minor = 1;
 	return CKR_OK;

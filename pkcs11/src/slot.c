@@ -240,6 +240,17 @@ static const struct vp_object *find_listed(const struct listing *l, CK_OBJECT_CL
 	return NULL;
 }
 
+/* Moves the page cursor; false on the last page. A cursor that does not
+ * advance ends the listing (a reply cannot make us loop). */
+static bool next_page(const char *next, char after[VP_KEY_ID_MAX + 1])
+{
+	size_t len = strlen(next);
+	if (len == 0 || len > VP_KEY_ID_MAX || strcmp(next, after) <= 0)
+		return false;
+	strcpy(after, next);
+	return true;
+}
+
 /* Public keys and certificates, before login too. */
 static CK_RV fetch_public(const char *user, struct listing *out)
 {
@@ -272,10 +283,7 @@ static CK_RV fetch_public(const char *user, struct listing *out)
 				free(o);
 			}
 		}
-		size_t next_len = strlen(list->next_after_key_id);
-		bool more = next_len > 0 && next_len <= VP_KEY_ID_MAX && strcmp(list->next_after_key_id, after) > 0;
-		if (more)
-			strcpy(after, list->next_after_key_id);
+		bool more = next_page(list->next_after_key_id, after);
 		vp_rpc_free(resp);
 		if (!more)
 			return CKR_OK;
@@ -343,10 +351,7 @@ static CK_RV fetch_private(const uint8_t *session, struct listing *out, int *vhs
 				free(o);
 			}
 		}
-		size_t next_len = strlen(list->next_after_key_id);
-		bool more = next_len > 0 && next_len <= VP_KEY_ID_MAX && strcmp(list->next_after_key_id, after) > 0;
-		if (more)
-			strcpy(after, list->next_after_key_id);
+		bool more = next_page(list->next_after_key_id, after);
 		vp_rpc_free(resp);
 		if (!more)
 			return CKR_OK;
@@ -415,13 +420,6 @@ CK_RV vp_slot_refresh(CK_SLOT_ID id)
 
 /* ---- slot and token information ---------------------------------------- */
 
-static void pad(CK_UTF8CHAR *dst, size_t size, const char *src)
-{
-	memset(dst, ' ', size);
-	size_t n = strlen(src);
-	memcpy(dst, src, n < size ? n : size);
-}
-
 CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PTR pulCount)
 {
 	CK_RV rv = vp_check();
@@ -434,17 +432,7 @@ CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PT
 	for (int i = 0; i < vp->config.nslots; i++)
 		if (!tokenPresent || vp_slot_present((CK_SLOT_ID)i))
 			ids[n++] = (CK_SLOT_ID)i;
-	if (!pSlotList) {
-		*pulCount = n;
-		return CKR_OK;
-	}
-	if (*pulCount < n) {
-		*pulCount = n;
-		return CKR_BUFFER_TOO_SMALL;
-	}
-	memcpy(pSlotList, ids, n * sizeof(ids[0]));
-	*pulCount = n;
-	return CKR_OK;
+	return vp_return_list(ids, n, pSlotList, pulCount);
 }
 
 CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
@@ -459,8 +447,8 @@ CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
 	char desc[128];
 	snprintf(desc, sizeof(desc), "VHSM user %s", vp->slots[slotID].cfg.user);
 	memset(pInfo, 0, sizeof(*pInfo));
-	pad(pInfo->slotDescription, sizeof(pInfo->slotDescription), desc);
-	pad(pInfo->manufacturerID, sizeof(pInfo->manufacturerID), "VHSM");
+	vp_pad(pInfo->slotDescription, sizeof(pInfo->slotDescription), desc);
+	vp_pad(pInfo->manufacturerID, sizeof(pInfo->manufacturerID), "VHSM");
 	pInfo->flags = CKF_REMOVABLE_DEVICE | CKF_HW_SLOT;
 	if (vp_slot_present(slotID))
 		pInfo->flags |= CKF_TOKEN_PRESENT;
@@ -485,10 +473,10 @@ CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 	struct vp_slot *slot = &vp->slots[slotID];
 	char serial[32];
 	snprintf(serial, sizeof(serial), "%lu", (unsigned long)slotID);
-	pad(pInfo->label, sizeof(pInfo->label), slot->cfg.user);
-	pad(pInfo->manufacturerID, sizeof(pInfo->manufacturerID), "VHSM");
-	pad(pInfo->model, sizeof(pInfo->model), "vhsm");
-	pad(pInfo->serialNumber, sizeof(pInfo->serialNumber), serial);
+	vp_pad(pInfo->label, sizeof(pInfo->label), slot->cfg.user);
+	vp_pad(pInfo->manufacturerID, sizeof(pInfo->manufacturerID), "VHSM");
+	vp_pad(pInfo->model, sizeof(pInfo->model), "vhsm");
+	vp_pad(pInfo->serialNumber, sizeof(pInfo->serialNumber), serial);
 	pInfo->flags = CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED | CKF_LOGIN_REQUIRED | CKF_RNG;
 	CK_ULONG sessions = 0, rw = 0;
 	for (size_t i = 0; i < vp->nsessions; i++)

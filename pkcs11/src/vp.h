@@ -115,4 +115,11 @@ void vp_sessions_free(void);
 
 int64_t vp_now_ms(void);
 
+/* A PKCS#11 blank-padded text field. */
+void vp_pad(CK_UTF8CHAR *dst, size_t size, const char *src);
+
+/* The C_GetSlotList / C_GetMechanismList convention: NULL out asks the
+ * count, a short one gets CKR_BUFFER_TOO_SMALL. */
+CK_RV vp_return_list(const CK_ULONG *items, CK_ULONG n, CK_ULONG *out, CK_ULONG_PTR count);
+
 #endif

@@ -9,7 +9,7 @@
  * runs under a timeout.
  */
 import t, { type Test } from 'tap';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, VhsmWorld, type CliRun } from './lib/vhsm-world.js';
 
@@ -145,9 +145,13 @@ t.test('no server: tokens absent, clean errors, no hang', async (t) => {
 });
 
 t.test('no kernel module: C_Initialize succeeds, no token', async (t) => {
-  await vw.destroy();
+  await vw.destroy(); // unloads vhsm_transport.ko and removes the world's files
   destroyed = true;
-  const slots = await tool(null, ['-L'], 60_000);
+  const dir = mkdtempSync('/tmp/vhsm-p11-');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const own = join(dir, 'pkcs11.conf');
+  writeFileSync(own, 'slot alice\n');
+  const slots = await run(null, ['pkcs11-tool', '--module', module, '-L'], { env: { VHSM_PKCS11_CONF: own }, timeoutMs: 60_000 });
   t.equal(slots.status, 0, slots.stderr);
   t.match(slots.out, /\(empty\)/, 'the slot shows no token');
 });
