@@ -501,6 +501,46 @@ CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
 
 /* ---- login ---------------------------------------------------------------- */
 
+/* A VHSM login: the session id in sid, or the CKR for the refusal. */
+static CK_RV vhsm_login(const char *user, const uint8_t *pin, size_t pin_len, uint8_t sid[VP_SESSION_ID_LEN])
+{
+	Vhsm__V1__Request req = VHSM__V1__REQUEST__INIT;
+	Vhsm__V1__LoginRequest op = VHSM__V1__LOGIN_REQUEST__INIT;
+	op.username = (char *)user;
+	op.password.data = (uint8_t *)pin;
+	op.password.len = pin_len;
+	req.op_case = VHSM__V1__REQUEST__OP_LOGIN;
+	req.login = &op;
+	Vhsm__V1__Response *resp;
+	int code;
+	CK_RV rv = vp_rpc(&req, NULL, &resp, &code);
+	if (rv == CKR_OK) {
+		const ProtobufCBinaryData *got = &resp->login->session;
+		if (got->len != VP_SESSION_ID_LEN)
+			rv = CKR_DEVICE_ERROR;
+		else
+			memcpy(sid, got->data, VP_SESSION_ID_LEN);
+		vp_rpc_free(resp);
+	} else if (code == 0 && rv == CKR_DEVICE_REMOVED) {
+		rv = CKR_TOKEN_NOT_PRESENT;
+	}
+	return rv;
+}
+
+/* Ends a VHSM session; the answer does not matter, the id is forgotten. */
+static void vhsm_logout(uint8_t sid[VP_SESSION_ID_LEN])
+{
+	Vhsm__V1__Request req = VHSM__V1__REQUEST__INIT;
+	Vhsm__V1__LogoutRequest op = VHSM__V1__LOGOUT_REQUEST__INIT;
+	req.op_case = VHSM__V1__REQUEST__OP_LOGOUT;
+	req.logout = &op;
+	Vhsm__V1__Response *resp;
+	int code;
+	vp_rpc(&req, sid, &resp, &code);
+	vp_rpc_free(resp);
+	explicit_bzero(sid, VP_SESSION_ID_LEN);
+}
+
 static CK_RV login_as(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen,
 		      const char *username, size_t username_len)
 {
@@ -540,30 +580,15 @@ static CK_RV login_as(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8
 		pthread_mutex_unlock(&slot->login_lock);
 		return CKR_USER_ALREADY_LOGGED_IN;
 	}
-	Vhsm__V1__Request req = VHSM__V1__REQUEST__INIT;
-	Vhsm__V1__LoginRequest op = VHSM__V1__LOGIN_REQUEST__INIT;
-	op.username = user;
-	op.password.data = pPin;
-	op.password.len = ulPinLen;
-	req.op_case = VHSM__V1__REQUEST__OP_LOGIN;
-	req.login = &op;
-	Vhsm__V1__Response *resp;
-	int code;
-	rv = vp_rpc(&req, NULL, &resp, &code);
+	uint8_t sid[VP_SESSION_ID_LEN];
+	rv = vhsm_login(user, pPin, ulPinLen, sid);
 	if (rv == CKR_OK) {
-		const ProtobufCBinaryData *sid = &resp->login->session;
-		if (sid->len != VP_SESSION_ID_LEN) {
-			rv = CKR_DEVICE_ERROR;
-		} else {
-			pthread_mutex_lock(&vp->lock);
-			memcpy(slot->vsession, sid->data, VP_SESSION_ID_LEN);
-			slot->logged_in = true;
-			slot->login_epoch++;
-			pthread_mutex_unlock(&vp->lock);
-		}
-		vp_rpc_free(resp);
-	} else if (code == 0 && rv == CKR_DEVICE_REMOVED) {
-		rv = CKR_TOKEN_NOT_PRESENT;
+		pthread_mutex_lock(&vp->lock);
+		memcpy(slot->vsession, sid, VP_SESSION_ID_LEN);
+		slot->logged_in = true;
+		slot->login_epoch++;
+		pthread_mutex_unlock(&vp->lock);
+		explicit_bzero(sid, sizeof(sid));
 	}
 	pthread_mutex_unlock(&slot->login_lock);
 	if (rv == CKR_OK)
@@ -596,17 +621,8 @@ void vp_slot_logout(CK_SLOT_ID id)
 	if (logged_in)
 		forget_login(slot);
 	pthread_mutex_unlock(&vp->lock);
-	if (logged_in) {
-		Vhsm__V1__Request req = VHSM__V1__REQUEST__INIT;
-		Vhsm__V1__LogoutRequest op = VHSM__V1__LOGOUT_REQUEST__INIT;
-		req.op_case = VHSM__V1__REQUEST__OP_LOGOUT;
-		req.logout = &op;
-		Vhsm__V1__Response *resp;
-		int code;
-		vp_rpc(&req, session, &resp, &code);
-		vp_rpc_free(resp);
-		explicit_bzero(session, sizeof(session));
-	}
+	if (logged_in)
+		vhsm_logout(session);
 	pthread_mutex_unlock(&slot->login_lock);
 }
 
@@ -652,12 +668,16 @@ CK_RV C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin, CK_ULONG ulO
 	}
 	struct vp_slot *slot = &vp->slots[s->slot];
 	bool rw = (s->flags & CKF_RW_SESSION) != 0;
-	rv = vp_session_id(slot, session, &epoch);
+	char user[VP_USER_MAX + 1];
+	strcpy(user, slot->cfg.user);
+	bool temporary = vp_session_id(slot, session, &epoch) != CKR_OK;
 	pthread_mutex_unlock(&vp->lock);
 	if (!rw)
 		return CKR_SESSION_READ_ONLY;
-	if (rv != CKR_OK)
-		return rv; /* the old PIN is checked by the server inside a login */
+	/* In a public session PKCS#11 sets the user's PIN: log in with the old
+	 * one just for the change. (The server checks the old PIN again.) */
+	if (temporary && (rv = vhsm_login(user, pOldPin, ulOldLen, session)) != CKR_OK)
+		return rv;
 	Vhsm__V1__Request req = VHSM__V1__REQUEST__INIT;
 	Vhsm__V1__ChangePasswordRequest op = VHSM__V1__CHANGE_PASSWORD_REQUEST__INIT;
 	op.old_password.data = pOldPin;
@@ -669,9 +689,11 @@ CK_RV C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin, CK_ULONG ulO
 	Vhsm__V1__Response *resp;
 	int code;
 	rv = vp_rpc(&req, session, &resp, &code);
-	explicit_bzero(session, sizeof(session));
 	vp_rpc_free(resp);
-	if (code == VHSM__V1__ERROR_CODE__ERROR_CODE_SESSION_INVALID) {
+	if (temporary)
+		vhsm_logout(session);
+	explicit_bzero(session, sizeof(session));
+	if (!temporary && code == VHSM__V1__ERROR_CODE__ERROR_CODE_SESSION_INVALID) {
 		pthread_mutex_lock(&vp->lock);
 		vp_slot_lost_login(slot, epoch);
 		pthread_mutex_unlock(&vp->lock);

@@ -9,6 +9,7 @@
  *   session MODULE PIN [NEW_PIN]
  */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,32 @@ static CK_OBJECT_HANDLE find_one(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const
 	p->C_FindObjects(s, &h, 1, &n);
 	p->C_FindObjectsFinal(s);
 	return n == 1 ? h : CK_INVALID_HANDLE;
+}
+
+/* Threads sharing the slot's login, each in its own session: requests in
+ * flight at once on separate sockets, every reply matched to its caller. */
+struct worker {
+	CK_OBJECT_HANDLE priv, pub;
+	int signed_ok;
+};
+
+static void *sign_many(void *arg)
+{
+	struct worker *w = arg;
+	CK_SESSION_HANDLE s;
+	if (p->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK)
+		return NULL;
+	CK_MECHANISM m = { CKM_ECDSA_SHA256, NULL, 0 };
+	for (int i = 0; i < 10; i++) {
+		uint8_t msg[32], sig[64];
+		memset(msg, (int)(uintptr_t)w + i, sizeof(msg));
+		CK_ULONG sl = sizeof(sig);
+		if (p->C_SignInit(s, &m, w->priv) == CKR_OK && p->C_Sign(s, msg, sizeof(msg), sig, &sl) == CKR_OK &&
+		    p->C_VerifyInit(s, &m, w->pub) == CKR_OK && p->C_Verify(s, msg, sizeof(msg), sig, sl) == CKR_OK)
+			w->signed_ok++;
+	}
+	p->C_CloseSession(s);
+	return NULL;
 }
 
 int main(int argc, char **argv)
@@ -150,6 +177,19 @@ int main(int argc, char **argv)
 	ok(p->C_SignInit(s, &pss, ecpriv) == CKR_MECHANISM_PARAM_INVALID || p->C_SignInit(s, &pss, ecpriv) == CKR_KEY_TYPE_INCONSISTENT,
 	   "RSA mechanism on an EC key: refused");
 
+	struct worker workers[8];
+	pthread_t threads[8];
+	for (int i = 0; i < 8; i++) {
+		workers[i] = (struct worker){ ecpriv, ecpub, 0 };
+		pthread_create(&threads[i], NULL, sign_many, &workers[i]);
+	}
+	int all = 0;
+	for (int i = 0; i < 8; i++) {
+		pthread_join(threads[i], NULL);
+		all += workers[i].signed_ok;
+	}
+	ok(all == 80, "8 threads x 10 sign+verify, each in its own session, concurrently");
+
 	/* ECDH with a second key pair's point. */
 	CK_ATTRIBUTE ec2_pub[] = { { CKA_EC_PARAMS, (void *)p256, sizeof(p256) }, { CKA_ID, "unit-ec2", 8 } };
 	CK_ATTRIBUTE ec2_priv[] = { { CKA_ID, "unit-ec2", 8 }, { CKA_DERIVE, &yes, 1 } };
@@ -232,6 +272,14 @@ int main(int argc, char **argv)
 	}
 	ok(CK(p->C_Logout(s)) && CK(p->C_GetSessionInfo(s2, &info)) && info.state == CKS_RO_PUBLIC_SESSION, "C_Logout: every session of the slot is public");
 	ok(p->C_GenerateRandom(s2, rnd, sizeof(rnd)) == CKR_USER_NOT_LOGGED_IN, "and the VHSM session is gone");
+	if (argc > 3) {
+		const char *new_pin = argv[3];
+		ok(CK(p->C_SetPIN(s, (CK_UTF8CHAR_PTR)pin, strlen(pin), (CK_UTF8CHAR_PTR)new_pin, strlen(new_pin))) &&
+		   CK(p->C_GetSessionInfo(s, &info)) && info.state == CKS_RW_PUBLIC_SESSION, "C_SetPIN in a R/W public session, still public after");
+		ok(p->C_SetPIN(s2, (CK_UTF8CHAR_PTR)new_pin, strlen(new_pin), (CK_UTF8CHAR_PTR)pin, strlen(pin)) == CKR_SESSION_READ_ONLY,
+		   "C_SetPIN in a read-only session: CKR_SESSION_READ_ONLY");
+		ok(CK(p->C_SetPIN(s, (CK_UTF8CHAR_PTR)new_pin, strlen(new_pin), (CK_UTF8CHAR_PTR)pin, strlen(pin))), "and back");
+	}
 	ok(CK(p->C_CloseAllSessions(0)) && p->C_GetSessionInfo(s, &info) == CKR_SESSION_HANDLE_INVALID, "C_CloseAllSessions");
 	ok(CK(p->C_Finalize(NULL)), "C_Finalize");
 	free(data);
