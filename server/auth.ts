@@ -74,7 +74,7 @@ export class Authenticator {
      * Iterations for new users: the unknown-user path derives with this, and
      * a password change never derives with fewer.
      */
-    private readonly dummyIterations: number,
+    private readonly serverIterations: number,
     private readonly clock: () => number,
   ) {}
 
@@ -98,7 +98,7 @@ export class Authenticator {
       const { user, subject, authKey } = await this.verify(attempt, commit);
       try {
         if (user.id !== change.userId) throw new VhsmFailure('SESSION_INVALID', 'no such session here');
-        const iterations = Math.max(user.kdfIterations, this.dummyIterations);
+        const iterations = Math.max(user.kdfIterations, this.serverIterations);
         const sealed = await this.inKdfLane(change.ctid, () => sealAuthKey(user.id, authKey, change.newPassword, iterations));
         await commit(() => {
           if (!replaceAuthKey(this.db, user.id, user.wrappedAuthKey, sealed, this.clock())) {
@@ -137,7 +137,7 @@ export class Authenticator {
 
   /** Same work as a real attempt: PBKDF2 with the default count, then a GCM open that fails. */
   private async dummyOpen(password: Uint8Array): Promise<null> {
-    const master = await deriveMasterKey(password, randomBytes(16), this.dummyIterations);
+    const master = await deriveMasterKey(password, randomBytes(16), this.serverIterations);
     try {
       unwrapKey(master, this.dummyBlob, this.dummyAad);
       return null;

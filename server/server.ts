@@ -45,7 +45,10 @@ export interface VhsmServerOptions {
   readonly storagePath: string;
   /** Sessions end after this long without a request. Default 15 minutes. */
   readonly sessionIdleTimeoutMs?: number;
-  /** The PBKDF2 cost of rejecting an unknown user: keep it equal to what users are created with. Default 600,000. */
+  /**
+   * The PBKDF2 cost of rejecting an unknown user: keep it equal to what users are created with.
+   * Also the least a password changed from a session is derived with. Default 600,000.
+   */
   readonly pbkdf2Iterations?: number;
   readonly lockout?: Partial<LockoutPolicy>;
   readonly fairness?: Partial<FairnessOptions>;

@@ -114,7 +114,7 @@ async function main(): Promise<void> {
     .option('config', { type: 'string', describe: 'JSON config file' })
     .option('db', { type: 'string', describe: 'DB file (default: config, $VHSM_DB, /var/lib/vhsm/vhsm.db)' })
     .option('session-idle-ms', { type: 'number', describe: 'session idle timeout' })
-    .option('pbkdf2-iterations', { type: 'number', describe: 'PBKDF2 cost of rejecting an unknown user; match vhsm-admin user add --iterations (default 600000)' })
+    .option('pbkdf2-iterations', { type: 'number', describe: 'PBKDF2 cost of rejecting an unknown user (and the least a password change derives with); match vhsm-admin user add --iterations (default 600000)' })
     .option('log-level', { choices: LOG_LEVELS, describe: 'minimum log level (default info)' })
     .strict()
     .epilogue(EXIT_CODES_HELP)

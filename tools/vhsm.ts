@@ -4,6 +4,7 @@
  * through vhsm_transport.ko, logs in, does one thing, logs out and closes.
  *
  *   vhsm login -u alice
+ *   vhsm passwd                                   (current password, then the new one twice)
  *   vhsm keys generate --type ed25519 --id signing
  *   vhsm keys list | info KEY | pubkey KEY [--format pem|der|jwk] | export KEY | delete KEY
  *   vhsm keys import --type ec-p256 --format pkcs8-der --in key.pem
@@ -14,6 +15,8 @@
  *   vhsm agree KEY --peer PUB.pem | derive KEY --type T [--salt HEX --info HEX]
  *   vhsm random N
  *   vhsm keys wrapping-key | import-wrapped --in FILE | export-wrapped KEY --to PUB.pem
+ *   vhsm certs add --key KEY --in cert.pem | list | delete CERT
+ *   vhsm public-objects -u alice                  (no password: what PKCS#11 shows before login)
  *
  * The user comes from --user or $VHSM_USER; the password from a prompt on
  * the terminal (no echo), --password-file FILE or --password-stdin; never
@@ -22,7 +25,7 @@
  */
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import type { VhsmSession } from '../client/index.js';
+import type { VhsmClient, VhsmSession } from '../client/index.js';
 // Light: stream.ts needs no protobufjs (the full client library is loaded on connect).
 import { STREAM_CHUNK_BYTES } from '../client/stream.js';
 import { readPasswords, type PasswordSource } from './common/password.js';
@@ -42,7 +45,8 @@ import {
   type DataInput,
   type Encoding,
 } from './cli/io.js';
-import { OPERATIONS, fileInput, type OpResult, type OperationSpec } from './cli/operations.js';
+import { OBJECT_OPERATIONS } from './cli/object-operations.js';
+import { COMMAND_GROUPS, OPERATIONS, fileInput, type OpContext, type OpResult, type OperationSpec } from './cli/operations.js';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 const USERNAME = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$/;
@@ -51,7 +55,9 @@ const NO_ARGV_PASSWORD = /^-{1,2}(password|passwd|pass|pw)(=.*)?$/i;
 const HELP_NOTES = `Credentials: the user is --user or $VHSM_USER. The password is asked on the
 terminal (no echo; on /dev/tty when stdin carries data), or read from the first
 line of --password-file FILE or of stdin (--password-stdin). It is never taken
-from the command line or the environment.
+from the command line or the environment. \`passwd\` asks for the current
+password, then the new one twice (from a file or stdin: lines 1 and 2).
+\`certs list\` and \`public-objects\` need no password.
 
 Data: commands that take data read --in FILE, or stdin when --in is absent or
 '-' (raw bytes; --in-encoding hex|base64 to decode). One request carries at
@@ -141,28 +147,53 @@ async function readInputs(
   return { input, files, stdinUsed: stdinTakers.length > 0 && !source.passwordStdin };
 }
 
-/** Connect, log in, run the row, log out, close. */
-async function withSession<T>(args: GlobalArgs, user: string, source: PasswordSource, fn: (session: VhsmSession) => Promise<T>): Promise<T> {
+/** Connect, run, close. */
+async function withClient<T>(args: GlobalArgs, fn: (client: VhsmClient) => Promise<T>): Promise<T> {
   // Loaded here, not at the top: protobufjs and the addon cost seconds under emulation, and --help needs neither.
   const [{ VhsmClient }, { openNetlinkClient }] = await Promise.all([import('../client/index.js'), import('../transport/netlink-client.js')]);
   const transport = await openNetlinkClient({ timeoutMs: args.timeoutMs });
   const client = await VhsmClient.connect(transport, { timeoutMs: args.timeoutMs });
   try {
-    const [password] = await readPasswords(source, [{ label: `Password for ${user}` }]);
-    let session: VhsmSession;
-    try {
-      session = await client.login(user, password!);
-    } finally {
-      password!.fill(0);
-    }
-    try {
-      return await fn(session);
-    } finally {
-      await session.logout({ timeoutMs: 2_000 }).catch(() => undefined);
-    }
+    return await fn(client);
   } finally {
     await client.close();
   }
+}
+
+type Passwords = OpContext['passwords'];
+
+/**
+ * Connect, log in, run the row, log out, close. With `newPassword` the new
+ * password is read too (after the current one), and both stay until the row
+ * is done; otherwise the password is zeroed once the login is through.
+ */
+async function withSession<T>(
+  args: GlobalArgs,
+  user: string,
+  source: PasswordSource,
+  newPassword: boolean,
+  fn: (session: VhsmSession, passwords: Passwords) => Promise<T>,
+): Promise<T> {
+  return withClient(args, async (client) => {
+    const prompts = [{ label: `Password for ${user}` }, ...(newPassword ? [{ label: `New password for ${user}`, confirm: true }] : [])];
+    const [current, replacement] = await readPasswords(source, prompts);
+    try {
+      let session: VhsmSession;
+      try {
+        session = await client.login(user, current!);
+      } finally {
+        if (!replacement) current!.fill(0);
+      }
+      try {
+        return await fn(session, replacement ? { current: current!, replacement } : undefined);
+      } finally {
+        await session.logout({ timeoutMs: 2_000 }).catch(() => undefined);
+      }
+    } finally {
+      current!.fill(0);
+      replacement?.fill(0);
+    }
+  });
 }
 
 function emit(result: OpResult, args: GlobalArgs): number {
@@ -191,11 +222,23 @@ async function execute(spec: OperationSpec, args: GlobalArgs): Promise<void> {
     const user = resolveUser(args);
     const source = passwordSource(args);
     if (spec.binaryOutput && args.json && args.encoding === 'raw') throw usageError('--encoding raw cannot go into --json: use hex or base64');
+    if (spec.login === false && (source.passwordFile !== undefined || source.passwordStdin)) {
+      throw usageError(`${spec.command.split(' ')[0]} needs no password: leave out --password-file and --password-stdin`);
+    }
     const { input, files, stdinUsed } = await readInputs(spec, args, source);
-    const data = input.complete ? input.head : new Uint8Array(0);
-    const result = await withSession(args, user, { ...source, stdinInUse: stdinUsed }, (session) =>
-      spec.run({ session, args: args as unknown as Record<string, unknown>, data, input, files, encoding: args.encoding ?? 'hex' }),
-    );
+    const inputs = {
+      args: args as unknown as Record<string, unknown>,
+      data: input.complete ? input.head : new Uint8Array(0),
+      input,
+      files,
+      encoding: args.encoding ?? 'hex',
+    };
+    const result =
+      spec.login === false
+        ? await withClient(args, (client) => spec.run({ ...inputs, client, user }))
+        : await withSession(args, user, { ...source, stdinInUse: stdinUsed }, spec.newPassword === true, (session, passwords) =>
+            spec.run({ ...inputs, session, ...(passwords && { passwords }) }),
+          );
     process.exitCode = emit(result, args);
   } catch (error) {
     throw toCliError(error, context);
@@ -240,14 +283,17 @@ function buildCli(argv: string[]): Argv {
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
     .option('out', { alias: 'o', type: 'string', describe: 'write the result to this file instead of stdout' })
     .option('timeout-ms', { type: 'number', default: DEFAULT_TIMEOUT_MS, describe: 'per-request deadline' });
-  for (const spec of OPERATIONS.filter((s) => s.group === undefined)) cli = register(cli, spec);
-  const keyRows = OPERATIONS.filter((s) => s.group === 'keys');
-  const keyCommands = keyRows.map((s) => s.command.split(' ')[0]).join(', ');
-  cli = cli.command('keys', `manage keys: ${keyCommands}`, (y) => {
-    let keys = y as Argv;
-    for (const spec of keyRows) keys = register(keys, spec);
-    return keys.demandCommand(1, `name a keys command: ${keyCommands}`);
-  });
+  const rows = [...OPERATIONS, ...OBJECT_OPERATIONS];
+  for (const spec of rows.filter((s) => s.group === undefined)) cli = register(cli, spec);
+  for (const [group, describe] of Object.entries(COMMAND_GROUPS)) {
+    const groupRows = rows.filter((s) => s.group === group);
+    const commands = groupRows.map((s) => s.command.split(' ')[0]).join(', ');
+    cli = cli.command(group, `${describe}: ${commands}`, (y) => {
+      let sub = y as Argv;
+      for (const spec of groupRows) sub = register(sub, spec);
+      return sub.demandCommand(1, `name a ${group} command: ${commands}`);
+    });
+  }
   return cli
     .demandCommand(1, 'name a command (see --help)')
     .strict()

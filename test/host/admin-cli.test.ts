@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VhsmClient } from '../../client/index.js';
 import { VhsmServer } from '../../server/server.js';
+import { SCHEMA_VERSION } from '../../server/storage.js';
 import { MemoryTransportHub } from '../../transport/memory.js';
 import { identity, tempDir } from './helpers/fixture.js';
 import { expectCode } from './helpers/expect.js';
@@ -37,9 +38,9 @@ t.test('vhsm-admin', async (t) => {
   t.equal(admin(db, ['user', 'list']).status, 3, 'exit 3 before init (no DB)');
   const init = admin(db, ['init', '--json']);
   t.equal(init.status, 0, 'init');
-  t.same(json(init), { db, created: true, schemaVersion: 1 });
+  t.same(json(init), { db, created: true, schemaVersion: SCHEMA_VERSION });
   t.equal(statSync(db).mode & 0o777, 0o600, 'DB created 0600');
-  t.same(json(admin(db, ['init', '--json'])), { db, created: false, schemaVersion: 1 }, 'init again is harmless');
+  t.same(json(admin(db, ['init', '--json'])), { db, created: false, schemaVersion: SCHEMA_VERSION }, 'init again is harmless');
 
   const add = admin(db, ['user', 'add', 'alice', '--ctid', '101', '--ctid', '102', '--iterations', '1000', '--password-stdin', '--json'], 'first password\n');
   t.equal(add.status, 0, 'user add from stdin');

@@ -1,22 +1,35 @@
 /**
  * RSA 2048/3072/4096: PSS and PKCS#1 v1.5 signatures with SHA-256/384/512
- * over messages and pre-computed digests, and RSA-OAEP(SHA-256)
+ * over messages and pre-computed digests, PKCS#1 v1.5 over data as given
+ * (rsa-pkcs1-raw, PKCS#11 CKM_RSA_PKCS), and RSA-OAEP(SHA-256)
  * encryption, cross-checked both ways with an independent BigInt RSA
  * (helpers/crypto-rsa-reference.ts, @noble/hashes) and with node:crypto on
  * the exported public key. One key per size for the whole file (RSA-4096
  * generation takes seconds).
  */
 import t from 'tap';
-import { constants, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import {
+  constants,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  publicDecrypt,
+  randomBytes,
+  verify as nodeVerify,
+  type KeyObject,
+} from 'node:crypto';
 import type { KeyInfo, SignatureAlgorithmName, VhsmSession } from '../../client/index.js';
 import { expectCode } from './helpers/expect.js';
 import { aliceSession, flipped } from './helpers/crypto-session.js';
 import {
   HASHES,
+  digestInfo,
   oaepDecrypt,
   oaepEncrypt,
   pkcs1Sign,
+  pkcs1SignRaw,
   pkcs1Verify,
+  pkcs1VerifyRaw,
   pssSign,
   pssVerify,
   rsaPrivateOf,
@@ -100,6 +113,42 @@ for (const c of cases) {
     );
   });
 
+  t.test(`RSA-${c.bits}: rsa-pkcs1-raw (CKM_RSA_PKCS) cross-checked with the reference and node:crypto`, async (t) => {
+    const k = c.bits / 8;
+    const message = randomBytes(500);
+    // What OpenSSH sends: the DigestInfo of SHA-256/384/512 (51/67/83 bytes).
+    for (const [hash, length] of [['sha256', 51], ['sha384', 67], ['sha512', 83]] as const) {
+      const info = digestInfo(hash, HASHES[hash](message));
+      t.equal(info.length, length, `DigestInfo(${hash}) is ${length} bytes`);
+      const raw = await session.sign(c.key.keyId, info, { algorithm: 'rsa-pkcs1-raw' });
+      const named = await session.sign(c.key.keyId, message, { algorithm: `rsa-pkcs1-${hash}` });
+      t.same(Buffer.from(raw), Buffer.from(named), `over DigestInfo(${hash}(m)): the very signature rsa-pkcs1-${hash} makes over m`);
+      t.same(Buffer.from(raw), pkcs1Sign(c.reference, hash, HASHES[hash](message)), 'and the reference makes');
+      t.ok(nodeVerify(hash, message, { key: c.spki, padding: constants.RSA_PKCS1_PADDING }, raw), 'node:crypto verifies it as a message signature');
+      t.equal(await session.verify(c.key.keyId, info, raw, { algorithm: 'rsa-pkcs1-raw' }), true, 'the server verifies it raw');
+      t.equal(await session.verify(c.key.keyId, message, raw, { algorithm: `rsa-pkcs1-${hash}` }), true, `and as rsa-pkcs1-${hash}`);
+    }
+    // Any data up to k - 11 bytes: padded as given.
+    for (const length of [0, 1, 36, k - 11]) {
+      const data = randomBytes(length);
+      const ours = await session.sign(c.key.keyId, data, { algorithm: 'rsa-pkcs1-raw' });
+      t.same(Buffer.from(ours), pkcs1SignRaw(c.reference, data), `${length} bytes: the reference signature`);
+      t.ok(pkcs1VerifyRaw(c.reference, data, ours), `${length} bytes: the reference verifies`);
+      t.same(publicDecrypt({ key: c.spki, padding: constants.RSA_PKCS1_PADDING }, ours), data, `${length} bytes: node:crypto recovers the data`);
+      const theirs = pkcs1SignRaw(c.reference, data);
+      t.equal(await session.verify(c.key.keyId, data, theirs, { algorithm: 'rsa-pkcs1-raw' }), true, `${length} bytes: a reference signature verifies on the server`);
+      t.equal(await session.verify(c.key.keyId, length > 0 ? flipped(data, 0) : Buffer.of(0), theirs, { algorithm: 'rsa-pkcs1-raw' }), false, `${length} bytes: not for other data`);
+      t.equal(await session.verify(c.key.keyId, data, flipped(theirs, k - 1), { algorithm: 'rsa-pkcs1-raw' }), false, `${length} bytes: not with a flipped bit`);
+    }
+    const data = randomBytes(20);
+    const signature = pkcs1SignRaw(c.reference, data);
+    t.equal(await session.verify(c.key.keyId, data, signature.subarray(1), { algorithm: 'rsa-pkcs1-raw' }), false, 'a short signature is invalid');
+    t.equal(await session.verify(c.key.keyId, data, Buffer.alloc(k, 0xff), { algorithm: 'rsa-pkcs1-raw' }), false, 'a signature above the modulus is invalid');
+    await expectCode(t, session.sign(c.key.keyId, randomBytes(k - 10), { algorithm: 'rsa-pkcs1-raw' }), 'INVALID_ARGUMENT', 'k - 10 bytes: too long to pad');
+    await expectCode(t, session.verify(c.key.keyId, randomBytes(k - 10), signature, { algorithm: 'rsa-pkcs1-raw' }), 'INVALID_ARGUMENT', 'verify too');
+    await expectCode(t, session.sign(c.key.keyId, randomBytes(32), { algorithm: 'rsa-pkcs1-raw', prehashed: true }), 'INVALID_ARGUMENT', 'prehashed has no meaning here');
+  });
+
   t.test(`RSA-${c.bits}: RSA-OAEP(SHA-256) both ways`, async (t) => {
     const max = c.bits / 8 - 66;
     for (const length of [0, 1, 32, max]) {
@@ -146,4 +195,8 @@ t.test('RSA import checks and mechanism fit', async (t) => {
   await expectCode(t, session.sign(signOnly.keyId, randomBytes(8), { algorithm: 'ecdsa-sha256' }), 'WRONG_KEY_TYPE', 'ECDSA with an RSA key');
   await expectCode(t, session.encrypt(cases[0]!.key.keyId, randomBytes(8), { algorithm: 'aes-256-gcm' }), 'WRONG_KEY_TYPE', 'AES-GCM with an RSA key');
   await expectCode(t, session.sign(signOnly.keyId, randomBytes(20), { algorithm: 'rsa-pkcs1-sha256', prehashed: true }), 'INVALID_ARGUMENT', 'a 20-byte prehash for SHA-256');
+  const verifyOnly = await session.importKey({ type: 'rsa-2048', format: 'pkcs8-der', keyData: rsa2048, usages: ['verify'] });
+  await expectCode(t, session.sign(verifyOnly.keyId, randomBytes(51), { algorithm: 'rsa-pkcs1-raw' }), 'USAGE_NOT_ALLOWED', 'rsa-pkcs1-raw needs usage sign');
+  const ec = await session.generateKey({ type: 'ec-p256' });
+  await expectCode(t, session.sign(ec.keyId, randomBytes(51), { algorithm: 'rsa-pkcs1-raw' }), 'WRONG_KEY_TYPE', 'rsa-pkcs1-raw with an EC key');
 });

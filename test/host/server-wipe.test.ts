@@ -5,27 +5,16 @@
  * the server and the transport passed on.
  */
 import t from 'tap';
-import { join } from 'node:path';
-import { VhsmClient } from '../../client/index.js';
 import type { NativeNetlinkSocket } from '../../netlink/addon.js';
 import { GenlSocket } from '../../netlink/genl-socket.js';
 import { decodeResponse } from '../../proto/index.js';
-import { VhsmServer } from '../../server/server.js';
-import { MemoryTransportHub } from '../../transport/memory.js';
-import type { ServerTransport } from '../../transport/types.js';
-import { ALICE, TEST_ITERATIONS, createDatabase, identity, tempDir } from './helpers/fixture.js';
+import { ALICE, serveWrapped } from './helpers/fixture.js';
 
 const isZero = (bytes: Uint8Array): boolean => bytes.every((b) => b === 0);
 
 t.test('the server zeroes each encoded reply after sending it', async (t) => {
-  const { dir, cleanup } = tempDir();
-  t.teardown(cleanup);
-  const dbPath = join(dir, 'wipe.db');
-  await createDatabase(dbPath, [ALICE]);
-  const hub = new MemoryTransportHub();
-  const inner = hub.createServerTransport();
   const sent: { payload: Uint8Array; decodedCopy: ReturnType<typeof decodeResponse>; done: Promise<void> }[] = [];
-  const capturing: ServerTransport = {
+  const { client } = await serveWrapped(t, (inner) => ({
     listen: (handler) => inner.listen(handler),
     reply(requestId, payload) {
       const done = inner.reply(requestId, payload);
@@ -33,12 +22,7 @@ t.test('the server zeroes each encoded reply after sending it', async (t) => {
       return done;
     },
     close: () => inner.close(),
-  };
-  const server = await VhsmServer.open({ storagePath: dbPath, pbkdf2Iterations: TEST_ITERATIONS });
-  server.serve(capturing);
-  t.teardown(() => server.stop());
-  const client = await VhsmClient.connect(hub.connect(identity()));
-  t.teardown(() => client.close());
+  }));
 
   const session = await client.login(ALICE.name, ALICE.password);
   const key = await session.generateKey({ type: 'aes-256', extractable: true });

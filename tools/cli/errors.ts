@@ -108,6 +108,13 @@ function fromVhsmError(error: CodedError, context: FailureContext): CliError {
     // Keys and operations.
     case 'KEY_NOT_FOUND':
       return make(VHSM_EXIT.NOT_FOUND, `no ${key} for ${user}: \`vhsm keys list\` shows the keys`);
+    case 'OBJECT_NOT_FOUND':
+      return make(VHSM_EXIT.NOT_FOUND, `${detail} for ${user}: \`vhsm certs list\` shows the certificates`);
+    case 'NOT_ALLOWED':
+      return make(
+        VHSM_EXIT.CONTAINER_NOT_ALLOWED,
+        `no public objects of ${user} here: there is no such user, or this container is not one ${user} may log in from (the server does not say which)`,
+      );
     case 'KEY_EXISTS':
       return make(VHSM_EXIT.EXISTS, `${key} already exists: choose another --id, or \`vhsm keys delete\` it first`);
     case 'USAGE_NOT_ALLOWED':

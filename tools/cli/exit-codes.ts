@@ -17,7 +17,7 @@ export const VHSM_EXIT = {
   USAGE: EXIT.USAGE,
   /** The server found the stored key damaged (KEY_CORRUPTED). */
   STORAGE: EXIT.STORAGE,
-  /** No such key. */
+  /** No such key or certificate. */
   NOT_FOUND: EXIT.NOT_FOUND,
   /** A key with that id already exists. */
   EXISTS: EXIT.EXISTS,
@@ -27,7 +27,10 @@ export const VHSM_EXIT = {
   PASSWORD_INPUT: EXIT.PASSWORD_INPUT,
   /** Cannot reach the server: module not loaded, container not bound, no server, server gone, timeout. */
   TRANSPORT: EXIT.TRANSPORT,
-  /** The right password, but this container is not allowed to log in as the user. */
+  /**
+   * The right password, but this container is not allowed to log in as the
+   * user; without a login (public objects): no such user, or not allowed here.
+   */
   CONTAINER_NOT_ALLOWED: 10,
   /** Too many failed logins from this container: throttled (retry later) or locked out (admin must unlock). */
   LOCKED_OUT: 11,
@@ -46,13 +49,14 @@ export const VHSM_EXIT_CODES_HELP = `Exit codes:
   1   verify, verify-mac: INVALID; or an unexpected failure (server error)
   2   bad usage or bad input data (wrong encoding, too large, invalid field)
   3   the server reports the stored key damaged
-  4   no such key
+  4   no such key or certificate
   5   a key with that id already exists
   6   login failed: unknown user or wrong password
   8   no password could be read (no TTY, empty, unreadable file)
   9   cannot reach the VHSM server (module not loaded, container not bound,
       no server registered, server gone, timeout)
-  10  this container is not allowed to log in as the user
+  10  this container is not allowed to log in as the user (certs list,
+      public-objects: or there is no such user; the server does not say which)
   11  too many failed logins: throttled or locked out
   12  the key does not allow this (usage, key type, algorithm, not extractable)
   13  the server is busy, stopping or at a limit: retry later

@@ -11,7 +11,7 @@
  * so new rows there show up in --help and are accepted without a change here.
  */
 import type { Options, PositionalOptions } from 'yargs';
-import type { Ciphertext, DerivedKey, KeyInfo, VhsmSession, VhsmStream } from '../../client/index.js';
+import type { Ciphertext, DerivedKey, KeyInfo, VhsmClient, VhsmSession, VhsmStream } from '../../client/index.js';
 import {
   DIGEST_ALGORITHMS,
   ENCRYPTION_ALGORITHMS,
@@ -38,8 +38,8 @@ import { KEY_ID_PATTERN, isValidKeyId } from '../../server/rules.js';
 import { inputError, usageError } from './errors.js';
 import { derToPem, frameCiphertext, jsonBytes, pemToDer, unframeCiphertext, type DataInput, type Encoding } from './io.js';
 
-export interface OpContext {
-  readonly session: VhsmSession;
+/** What every row gets: the command line and its inputs. */
+export interface InputContext {
   /** Parsed command line (yargs camelCase keys). */
   readonly args: Readonly<Record<string, unknown>>;
   /** The main input (--in FILE or stdin), decoded with --in-encoding; empty when the row reads none (or streams it: see `input`). */
@@ -49,6 +49,19 @@ export interface OpContext {
   /** The row's file inputs (e.g. --sig) by option name: decoded with --encoding, or as they are; absent when optional and not given. */
   readonly files: Readonly<Record<string, Uint8Array>>;
   readonly encoding: Encoding;
+}
+
+/** A row run in a logged-in session. */
+export interface OpContext extends InputContext {
+  readonly session: VhsmSession;
+  /** Rows with `newPassword`: the current password (the login's) and the new one. Zeroed after the row. */
+  readonly passwords?: { readonly current: Uint8Array; readonly replacement: Uint8Array };
+}
+
+/** A row run without logging in (public objects): the connection and the user named. */
+export interface PublicOpContext extends InputContext {
+  readonly client: VhsmClient;
+  readonly user: string;
 }
 
 export type OpResult =
@@ -69,12 +82,12 @@ export type OpResult =
   /** verify-style: prints valid/invalid, exits 0 or 1. */
   | { readonly kind: 'verdict'; readonly valid: boolean; readonly json: Record<string, unknown> };
 
-export interface OperationSpec {
+interface SpecBase {
   /** yargs command string; a `<key>` positional is the key id. */
   readonly command: string;
   readonly aliases?: readonly string[];
   /** Subcommand group ('keys' → `vhsm keys ...`); none for top-level commands. */
-  readonly group?: 'keys';
+  readonly group?: CommandGroup;
   readonly describe: string;
   readonly positionals?: Readonly<Record<string, PositionalOptions>>;
   readonly options?: Readonly<Record<string, Options>>;
@@ -87,8 +100,27 @@ export interface OperationSpec {
   /** Produces binary output (so --encoding applies to it). */
   readonly binaryOutput?: boolean;
   readonly examples?: readonly (readonly [string, string])[];
+}
+
+/** A row that logs in first (the default). */
+export interface SessionOperationSpec extends SpecBase {
+  readonly login?: true;
+  /** Also asks for a new password (twice on a terminal; line 2 of --password-file/--password-stdin). */
+  readonly newPassword?: true;
   run(context: OpContext): Promise<OpResult>;
 }
+
+/** A row that needs no password: listing public objects. */
+export interface PublicOperationSpec extends SpecBase {
+  readonly login: false;
+  run(context: PublicOpContext): Promise<OpResult>;
+}
+
+export type OperationSpec = SessionOperationSpec | PublicOperationSpec;
+
+/** `vhsm keys ...`, `vhsm certs ...`: the subcommand groups and what --help says of them. */
+export const COMMAND_GROUPS = { keys: 'manage keys', certs: 'manage X.509 certificates (PKCS#11 objects next to the keys)' } as const;
+export type CommandGroup = keyof typeof COMMAND_GROUPS;
 
 export interface FileInput {
   readonly what: string;
@@ -114,7 +146,7 @@ export const bytes = (field: string, value: Uint8Array, json: Record<string, unk
   secret,
 });
 
-const text = (value: string, json: unknown): OpResult => ({ kind: 'text', text: value, json });
+export const text = (value: string, json: unknown): OpResult => ({ kind: 'text', text: value, json });
 
 const keyArg = (args: Readonly<Record<string, unknown>>): string => String(args.key);
 
@@ -147,12 +179,19 @@ function keyText(info: KeyInfo): string {
   return rows.map(([name, value]) => `${`${name}:`.padEnd(13)}${value}`).join('\n');
 }
 
+/** Rows under a header, each column as wide as its widest cell. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
 function keyTable(keys: readonly KeyInfo[]): string {
   if (keys.length === 0) return 'no keys';
   const header = ['KEY ID', 'TYPE', 'USAGES', 'EXTRACTABLE', 'CREATED', 'USES', 'LABEL'];
-  const rows = keys.map((k) => [k.keyId, k.type, k.usages.join(',') || '-', k.extractable ? 'yes' : 'no', k.createdAt.toISOString(), String(k.useCount), k.label]);
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
-  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return table(
+    header,
+    keys.map((k) => [k.keyId, k.type, k.usages.join(',') || '-', k.extractable ? 'yes' : 'no', k.createdAt.toISOString(), String(k.useCount), k.label]),
+  );
 }
 
 /** Options shared by generate and import. */
@@ -190,11 +229,16 @@ const signOptions = (args: Readonly<Record<string, unknown>>) => ({
 });
 
 const SIGN_OPTIONS: Readonly<Record<string, Options>> = {
-  algorithm: { choices: names(SIGNATURE_ALGORITHMS), describe: "signature algorithm (default: the key type's)" },
+  algorithm: {
+    choices: names(SIGNATURE_ALGORITHMS),
+    describe:
+      "signature algorithm (default: the key type's); ecdsa-digest: the data is a digest of 1..64 bytes (PKCS#11 CKM_ECDSA); " +
+      'rsa-pkcs1-raw: PKCS#1 v1.5 over the data as given, e.g. a DigestInfo (CKM_RSA_PKCS)',
+  },
   format: { choices: names(SIGNATURE_ENCODINGS), describe: 'ECDSA signature format: der (ASN.1, as openssl) or raw (r||s, as JOSE); default der' },
   prehashed: {
     type: 'boolean',
-    describe: "ECDSA and RSA: the data is the digest (the algorithm's hash length: 32/48/64 bytes), not the message",
+    describe: "ECDSA and RSA with a named hash: the data is the digest (the algorithm's hash length: 32/48/64 bytes), not the message",
   },
 };
 
@@ -349,6 +393,17 @@ export const OPERATIONS: readonly OperationSpec[] = [
     describe: 'check the credentials from this container (log in, then out)',
     run: async ({ session }) =>
       text(`login ok: ${session.username} may use the VHSM from this container`, { user: session.username, loggedIn: true, idleTimeoutMs: session.idleTimeoutMs }),
+  },
+  {
+    command: 'passwd',
+    describe: "change the user's password: asks for the current one, then the new one twice; keys and sessions stay valid",
+    newPassword: true,
+    examples: [['$0 passwd --password-file pw', 'line 1 of pw: the current password, line 2: the new one']],
+    run: async ({ session, passwords }) => {
+      if (!passwords) throw new Error('passwd needs the new password');
+      await session.changePassword(passwords.current, passwords.replacement);
+      return text(`changed the password of ${session.username}`, { user: session.username, changed: true });
+    },
   },
   {
     group: 'keys',

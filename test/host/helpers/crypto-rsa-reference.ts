@@ -74,19 +74,34 @@ const xor = (a: Uint8Array, b: Uint8Array): Buffer => Buffer.from(a.map((byte, i
 
 // ---- RSASSA-PKCS1-v1_5 ----
 
-function emsaPkcs1(hashName: HashName, digest: Uint8Array, k: number): Buffer {
-  const t = concat(Buffer.from(DIGEST_INFO[hashName], 'hex'), digest);
+/** The DER DigestInfo of a digest (RFC 8017 §9.2): what PKCS#1 v1.5 signs, and what CKM_RSA_PKCS callers send. */
+export function digestInfo(hashName: HashName, digest: Uint8Array): Buffer {
+  return concat(Buffer.from(DIGEST_INFO[hashName], 'hex'), digest);
+}
+
+/** EMSA-PKCS1-v1_5 over T as given: 00 01 PS(FF, at least 8) 00 T. */
+function emsaPkcs1Raw(t: Uint8Array, k: number): Buffer {
+  if (t.length > k - 11) throw new RangeError('intended encoded message length too short');
   return concat(Buffer.of(0, 1), Buffer.alloc(k - t.length - 3, 0xff), Buffer.of(0), t);
 }
 
+/** RSASSA-PKCS1-v1_5 with T given (PKCS#11 CKM_RSA_PKCS). */
+export function pkcs1SignRaw(key: RsaPrivate, t: Uint8Array): Buffer {
+  return i2osp(modPow(os2ip(emsaPkcs1Raw(t, key.k)), key.d, key.n), key.k);
+}
+
+export function pkcs1VerifyRaw(key: RsaPublic, t: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== key.k) return false;
+  const em = i2osp(modPow(os2ip(signature), key.e, key.n), key.k);
+  return em.equals(emsaPkcs1Raw(t, key.k));
+}
+
 export function pkcs1Sign(key: RsaPrivate, hashName: HashName, digest: Uint8Array): Buffer {
-  return i2osp(modPow(os2ip(emsaPkcs1(hashName, digest, key.k)), key.d, key.n), key.k);
+  return pkcs1SignRaw(key, digestInfo(hashName, digest));
 }
 
 export function pkcs1Verify(key: RsaPublic, hashName: HashName, digest: Uint8Array, signature: Uint8Array): boolean {
-  if (signature.length !== key.k) return false;
-  const em = i2osp(modPow(os2ip(signature), key.e, key.n), key.k);
-  return em.equals(emsaPkcs1(hashName, digest, key.k));
+  return pkcs1VerifyRaw(key, digestInfo(hashName, digest), signature);
 }
 
 // ---- RSASSA-PSS (MGF1 with the same hash) ----

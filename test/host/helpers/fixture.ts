@@ -141,3 +141,26 @@ export async function startFixture(options: FixtureOptions = {}): Promise<Fixtur
   fixture.server.serve(await transports.server());
   return fixture;
 }
+
+/**
+ * A server on a fresh DB with alice, serving through `wrap(inner)` — a
+ * wrapper around an in-memory server transport, for tests that watch the
+ * very buffers passing through — and a client stamped with `identity()`.
+ * Both are closed at teardown.
+ */
+export async function serveWrapped(
+  t: { teardown(fn: () => unknown): void },
+  wrap: (inner: ServerTransport) => ServerTransport,
+): Promise<{ client: VhsmClient; dbPath: string }> {
+  const { dir, cleanup } = tempDir();
+  t.teardown(cleanup);
+  const dbPath = join(dir, 'vhsm.db');
+  await createDatabase(dbPath, [ALICE]);
+  const hub = new MemoryTransportHub();
+  const server = await VhsmServer.open({ storagePath: dbPath, pbkdf2Iterations: TEST_ITERATIONS });
+  server.serve(wrap(hub.createServerTransport()));
+  t.teardown(() => server.stop());
+  const client = await VhsmClient.connect(hub.connect(identity()));
+  t.teardown(() => client.close());
+  return { client, dbPath };
+}

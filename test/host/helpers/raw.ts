@@ -45,7 +45,7 @@ export function snapshot(dbPath: string): string {
   const db = new Database(dbPath, { readonly: true, fileMustExist: true });
   try {
     const out: Record<string, unknown[]> = {};
-    for (const table of ['users', 'user_containers', 'login_failures', 'keys']) {
+    for (const table of ['users', 'user_containers', 'login_failures', 'keys', 'certificates']) {
       out[table] = db
         .prepare(`SELECT * FROM ${table} ORDER BY 1, 2`)
         .all()
