@@ -120,6 +120,8 @@ CK_RV C_CloseSession(CK_SESSION_HANDLE hSession)
 	CK_RV rv = vp_check();
 	if (rv != CKR_OK)
 		return rv;
+	if (hSession == CK_INVALID_HANDLE)
+		return CKR_SESSION_HANDLE_INVALID; /* not "every session" */
 	return close_sessions(0, hSession);
 }
 

@@ -112,6 +112,8 @@ int main(int argc, char **argv)
 	ok(CK(p->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &s2)) && CK(p->C_GetSessionInfo(s2, &info)) &&
 	   info.state == CKS_RO_USER_FUNCTIONS, "a second session shares the slot's login");
 	ok(CK(p->C_GenerateRandom(s2, rnd, sizeof(rnd))), "C_GenerateRandom");
+	ok(p->C_CloseSession(CK_INVALID_HANDLE) == CKR_SESSION_HANDLE_INVALID && CK(p->C_GetSessionInfo(s, &info)),
+	   "C_CloseSession(CK_INVALID_HANDLE) closes nothing");
 
 	/* Digest larger than one request: a server stream. */
 	size_t big = 100000;

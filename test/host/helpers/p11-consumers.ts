@@ -79,13 +79,13 @@ export function consumerTests(t: Test, ctx: ConsumerContext): void {
     writeFileSync(file('data'), 'engine data\n');
     const digest = (await local(['openssl', 'dgst', '-sha256', '-binary', file('data')])).out;
     writeFileSync(file('data.sha256'), digest);
-    const sign = await local(['openssl', 'pkeyutl', '-engine', 'pkcs11', '-keyform', 'engine', '-inkey', `pkcs11:token=alice;object=ec1;type=private?pin-value=${pin}`,
+    const sign = await ctx.run(['openssl', 'pkeyutl', '-engine', 'pkcs11', '-keyform', 'engine', '-inkey', `pkcs11:token=alice;object=ec1;type=private?pin-value=${pin}`,
       '-sign', '-in', file('data.sha256'), '-out', file('data.sig')], { env: sslEnv });
     t.equal(sign.status, 0, `pkeyutl -sign ${sign.stderr}`);
     await ctx.run(['pkcs11-tool', '--module', ctx.module, '--slot', '0', '--read-object', '--type', 'pubkey', '--id', hex('ec1'), '-o', file('ec1.der')], { env: ctx.env });
     const verify = await local(['openssl', 'pkeyutl', '-verify', '-pubin', '-inkey', file('ec1.der'), '-keyform', 'DER', '-in', file('data.sha256'), '-sigfile', file('data.sig')]);
     t.equal(verify.status, 0, `the signature verifies ${verify.stdout}${verify.stderr}`);
-    const req = await local(['openssl', 'req', '-new', '-x509', '-engine', 'pkcs11', '-keyform', 'engine', '-key', `pkcs11:token=alice;object=rsa1;type=private?pin-value=${pin}`,
+    const req = await ctx.run(['openssl', 'req', '-new', '-x509', '-engine', 'pkcs11', '-keyform', 'engine', '-key', `pkcs11:token=alice;object=rsa1;type=private?pin-value=${pin}`,
       '-subj', '/CN=rsa1', '-days', '30', '-out', file('rsa1.crt')], { env: sslEnv });
     t.equal(req.status, 0, `req -x509 ${req.stderr}`);
     const check = await local(['openssl', 'verify', '-CAfile', file('rsa1.crt'), file('rsa1.crt')]);
