@@ -200,6 +200,15 @@ static int listing_add(struct listing *l, struct vp_object *o)
 	return 0;
 }
 
+/* Adds o (NULL: nothing) to the listing, or frees it when that fails. */
+static void listing_take(struct listing *l, struct vp_object *o)
+{
+	if (o && listing_add(l, o)) {
+		vp_object_clear(o);
+		free(o);
+	}
+}
+
 static void listing_free(struct listing *l)
 {
 	for (size_t i = 0; i < l->n; i++) {
@@ -266,22 +275,18 @@ static CK_RV fetch_public(const char *user, struct listing *out)
 			const Vhsm__V1__PublicKeyObject *pk = list->keys[i];
 			if (!pk->key)
 				continue;
-			struct vp_object *o = key_object(CKO_PUBLIC_KEY, pk->key, pk->spki_der.data, pk->spki_der.len);
-			if (o && listing_add(out, o)) {
-				vp_object_clear(o);
-				free(o);
-			}
+			listing_take(out, key_object(CKO_PUBLIC_KEY, pk->key, pk->spki_der.data, pk->spki_der.len));
 		}
 		for (size_t i = 0; page == 0 && i < list->n_certificates; i++) {
 			const Vhsm__V1__CertificateInfo *c = list->certificates[i];
 			struct vp_object *o = malloc(sizeof(*o));
 			if (!o)
 				continue;
-			if (vp_object_init_certificate(o, c->cert_id, c->id.data, c->id.len, c->label, c->der.data, c->der.len) ||
-			    listing_add(out, o)) {
-				vp_object_clear(o);
+			if (vp_object_init_certificate(o, c->cert_id, c->id.data, c->id.len, c->label, c->der.data, c->der.len)) {
 				free(o);
+				continue;
 			}
+			listing_take(out, o);
 		}
 		bool more = next_page(list->next_after_key_id, after);
 		vp_rpc_free(resp);
@@ -340,16 +345,10 @@ static CK_RV fetch_private(const uint8_t *session, struct listing *out, int *vhs
 					o = key_object(CKO_PRIVATE_KEY, k, d->data, d->len);
 					struct vp_object *po = key_object(CKO_PUBLIC_KEY, k, d->data, d->len);
 					vp_rpc_free(spki);
-					if (po && listing_add(out, po)) {
-						vp_object_clear(po);
-						free(po);
-					}
+					listing_take(out, po);
 				}
 			}
-			if (o && listing_add(out, o)) {
-				vp_object_clear(o);
-				free(o);
-			}
+			listing_take(out, o);
 		}
 		bool more = next_page(list->next_after_key_id, after);
 		vp_rpc_free(resp);
