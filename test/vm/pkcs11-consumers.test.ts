@@ -1,0 +1,31 @@
+/**
+ * The shipped libvhsm-pkcs11.so with the consumers docs/pkcs11.md has
+ * recipes for, unchanged, from a client container through vhsm_transport.ko
+ * to vhsm-server: OpenSSH (ssh-keygen -D, ssh-agent + ssh-add -s, -Y
+ * sign/verify), OpenSSL 3 with the libp11 engine, Java SunPKCS11 keytool,
+ * GnuTLS p11tool/certtool, pam_p11 + pamtester. Every command under a timeout.
+ */
+import t from 'tap';
+import { join } from 'node:path';
+import { consumerTests } from '../host/helpers/p11-consumers.js';
+import { run, VhsmWorld } from './lib/vhsm-world.js';
+
+const ALICE = { name: 'alice', password: 'correct horse battery staple', ctids: [101] };
+const moduleDir = join(process.cwd(), 'build', 'pkcs11');
+const started = Date.now();
+const vw = await VhsmWorld.create({ clients: { app1: 101 }, users: [ALICE] });
+t.teardown(async () => {
+  await vw.destroy();
+  t.comment(`pkcs11 consumers VM test: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+});
+consumerTests(t, {
+  module: join(moduleDir, 'libvhsm-pkcs11.so'),
+  moduleDir,
+  env: { VHSM_PKCS11_CONF: vw.file('pkcs11.conf', 'slot alice\n') },
+  run: async (argv, options = {}) => {
+    const r = await run('app1', argv, { timeoutMs: 300_000, ...options });
+    return { status: r.status, stdout: r.out, stderr: r.stderr, out: r.stdout };
+  },
+  dir: vw.dir,
+  pin: ALICE.password,
+});
