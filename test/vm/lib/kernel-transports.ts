@@ -28,7 +28,10 @@ export interface KernelTransports {
  * process (startFixture) serve and connect through the module.
  */
 export async function setupKernelTransports(): Promise<KernelTransports> {
-  loadModule({ vhsm_veid: VHSM_CTID });
+  // Emulation makes the slowest operations (RSA key generation's prime
+  // search has a long tail) take tens of seconds: the kernel's deadline
+  // matches the client's own 30 s, not the 10 s default meant for real hardware.
+  loadModule({ vhsm_veid: VHSM_CTID, timeout_ms: 30_000 });
   const admin = await VhsmAdmin.open();
   const namespaces = new Map<number, string>();
   async function netnsFor(ctid: number): Promise<string> {

@@ -117,7 +117,8 @@ export class VhsmWorld {
   }
 
   static async create(options: VhsmWorldOptions): Promise<VhsmWorld> {
-    const world = await World.create(options.clients);
+    // RSA key generation under emulation can outlast the 10 s default deadline.
+    const world = await World.create(options.clients, { timeout_ms: 30_000 });
     const dir = mkdtempSync('/tmp/vhsm-cli-');
     const vw = new VhsmWorld(world, dir, options.serverConfig ?? {});
     try {
