@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # (the module must build and run there too: they pull in their kernel image,
 # and need dwarves for BTF); QEMU and busybox-static for the VM; openssl to
 # check signatures outside the server; dkms, lxc and shellcheck for the
-# packaging tests (DKMS install, real LXC start-host hooks, script lint).
+# packaging tests (DKMS install, real LXC start-host hooks, script lint);
+# sparse for the module's static checks (scripts/kernel-lint.sh).
 # The PKCS#11 module: protobuf-c (codec generated at build time), libmnl,
 # p11-kit's pkcs11.h, clang + its sanitizer runtimes for the fuzzer,
 # valgrind, and the consumers its tests drive (OpenSC's pkcs11-tool,
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 # OpenSSH, Java keytool).
 pkgs=(linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static
       kmod cmake g++ make iproute2 util-linux openssl xz-utils zstd dwarves
-      dkms lxc shellcheck
+      dkms lxc shellcheck sparse
       pkg-config protobuf-c-compiler libprotobuf-c-dev libmnl-dev libp11-kit-dev
       clang libclang-rt-14-dev valgrind binutils opensc libengine-pkcs11-openssl gnutls-bin
       libpam-p11 pamtester libpam-wrapper libnss-wrapper openssh-client openjdk-17-jre-headless)

@@ -9,12 +9,16 @@
  *
  * Message flow (all messages are genl, family "vhsm", version 2):
  *
- *   client   --REQUEST{PAYLOAD}--------------------------------------> kernel
- *   kernel   --DELIVER{REQ_ID,CTID,NETNS_COOKIE,PID,PROC_START,UID,GID,
+ *   client   --REQUEST{PAYLOAD}--------------------------------------> module
+ *
+ *   module   --DELIVER{REQ_ID,CTID,NETNS_COOKIE,PID,PROC_START,UID,GID,
  *                      PAYLOAD}-------------------------------------> server
- *   server   --REPLY{REQ_ID,PAYLOAD}----------------------------------> kernel
- *   kernel   --RESPONSE{STATUS=0,PAYLOAD}-----------------------------> client
- *   kernel   --CANCEL{REQ_ID...}----------------------------------------> server
+ *
+ *   server   --REPLY{REQ_ID,PAYLOAD}----------------------------------> module
+ *
+ *   module   --RESPONSE{STATUS=0,PAYLOAD}-----------------------------> client
+ *
+ *   module   --CANCEL{REQ_ID...}----------------------------------------> server
  *
  * The stamps are the sender's, computed by the kernel in the sending task:
  * PID, UID and GID as the sender's *container* sees them (the pid namespace
@@ -72,9 +76,11 @@ enum vhsm_attr {
 	VHSM_A_UNSPEC,
 	VHSM_A_PAD,		/* padding for 64-bit attributes */
 	VHSM_A_CTID,		/* u32, container id; 0 is never a valid CTID */
-	VHSM_A_PID,		/* u32, a pid (BIND: in the admin's pid ns;
-				 * DELIVER: the sender's tgid as its container's
-				 * pid namespace sees it) */
+	/*
+	 * u32, a pid: BIND, in the admin's pid namespace; DELIVER, the
+	 * sender's tgid as its container's pid namespace sees it
+	 */
+	VHSM_A_PID,
 	VHSM_A_NETNS_FD,	/* u32, an fd of a /proc/PID/ns/net or /run/netns file */
 	VHSM_A_NETNS_COOKIE,	/* u64, never reused during one boot */
 	VHSM_A_NETNS_INO,	/* u32, for display only: inode numbers are reused */
@@ -86,10 +92,13 @@ enum vhsm_attr {
 	VHSM_A_PENDING,		/* u32, requests awaiting a reply */
 	VHSM_A_STATS,		/* nest of enum vhsm_stat, each a u64 */
 	VHSM_A_SERVER,		/* nest of enum vhsm_server_attr */
-	VHSM_A_PROC_START,	/* u64, sender process's start, ns since boot
-				 * (CLOCK_BOOTTIME); with PID unique per boot */
-	VHSM_A_PIDNS_PID,	/* u32, BIND: a pid (admin's pid ns) whose pid
-				 * namespace is the container's */
+	/*
+	 * u64, the sender process's start in ns since boot (CLOCK_BOOTTIME):
+	 * with PID, unique during one boot
+	 */
+	VHSM_A_PROC_START,
+	/* u32, BIND: a pid (admin's pid ns) whose pid namespace is the container's */
+	VHSM_A_PIDNS_PID,
 	VHSM_A_PIDNS_INO,	/* u32, for display only: inode numbers are reused */
 	VHSM_A_QUEUED_BYTES,	/* u32, bytes of the server's queue charged to a CTID */
 
@@ -116,7 +125,7 @@ enum vhsm_stat {
 	VHSM_STAT_PAD,
 	VHSM_STAT_REQUESTS,	/* REQUESTs received (with a PAYLOAD) */
 	VHSM_STAT_FORWARDED,	/* REQUESTs delivered to the server */
-	VHSM_STAT_REPLIES,	/* REPLYs accepted from the server */
+	VHSM_STAT_REPLIES,	/* REPLY messages accepted from the server */
 	VHSM_STAT_RESPONSES,	/* RESPONSEs delivered to clients (any status) */
 	VHSM_STAT_UNBOUND,	/* refused: sender netns has no CTID (EACCES) */
 	VHSM_STAT_NO_SERVER,	/* refused: no server registered (ECONNREFUSED) */
@@ -126,7 +135,7 @@ enum vhsm_stat {
 	VHSM_STAT_TIMEOUTS,	/* failed: deadline passed (ETIMEDOUT) */
 	VHSM_STAT_SERVER_GONE,	/* failed: server went away (ECONNRESET) */
 	VHSM_STAT_CLIENT_GONE,	/* finished after its client went away: nothing sent */
-	VHSM_STAT_BAD_REPLY,	/* REPLY for an unknown/expired id, or from a non-server (EPERM/ENOENT) */
+	VHSM_STAT_BAD_REPLY,	/* REPLY: unknown id (ENOENT), non-server (EPERM) */
 	VHSM_STAT_UNDELIVERED,	/* RESPONSE could not be queued to the client */
 	VHSM_STAT_FOREIGN_PID,	/* refused: sender not in its container's pid ns (EACCES) */
 	VHSM_STAT_ORPHANED,	/* pending requests whose client socket went away */
