@@ -117,6 +117,26 @@ if (wantVm) {
       log(`[vm] ${kver}: kernel log clean (${result.dmesg.split('\n').length} lines), ${result.seconds.toFixed(0)} s in the VM`);
     }
   }
+  // Tests of two VMs at once (two hosts on a private link), driven from here.
+  const pairDir = join(repoRoot, 'dist/test/vm-pair');
+  const only = process.env.VHSM_VM_TESTS?.split(',');
+  const pairFiles = existsSync(pairDir)
+    ? readdirSync(pairDir).filter((f) => f.endsWith('.test.js') && (!only || only.some((o) => f.startsWith(o)))).sort().map((f) => join(pairDir, f))
+    : [];
+  if (kernels.length && pairFiles.length) {
+    log(`== two-host tests (${kernels.join(' + ')})`);
+    const results = await runFiles(pairFiles, {
+      concurrency: 1,
+      cwd: repoRoot,
+      env: { VHSM_PAIR_KERNELS: kernels.join(',') },
+      timeoutMs: 1_800_000,
+      onResult: (r) => {
+        log(formatResult(r, '[pair] '));
+        if (r.fail || process.env.VHSM_VM_VERBOSE) log(r.output);
+      },
+    });
+    for (const r of results) count(r, 'vm-pair/');
+  }
 }
 
 if (totals.files === 0) {

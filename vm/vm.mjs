@@ -57,6 +57,13 @@ function shellQuote(s) {
  * Runs `command` (a shell command line) as root in a fresh VM.
  * Resolves { status, output, dmesg, problems, seconds, outDir }; status is
  * null when the guest never reported one (boot failure or timeout).
+ *
+ * `nic: { socket, listen, mac }` gives the guest one virtio NIC (eth0, driver
+ * loaded, link up, no address) on a QEMU stream netdev over a Unix socket:
+ * the VM with `listen` creates it, a second VM connects to it — a private
+ * two-host Ethernet with nothing else on it. `shares: [{ path, tag, at }]`
+ * mounts more host directories read-write at `at` (uncached, so two VMs see
+ * each other's writes).
  */
 export async function runInVm({
   command,
@@ -66,6 +73,8 @@ export async function runInVm({
   timeoutSec = 1800,
   memoryMiB = 2048,
   cpus = 2,
+  nic,
+  shares = [],
   onOutput,
   onBootProgress,
 } = {}) {
@@ -93,6 +102,8 @@ mount -t devpts devpts /dev/pts -o mode=620 2>/dev/null
 mkdir -p /dev/shm && mount -t tmpfs tmpfs /dev/shm
 ip link set lo up
 ${shadowed ? `mkdir -p ${shellQuote(cwd)} && mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 repo ${shellQuote(cwd)}` : ''}
+${shares.map((sh) => `mkdir -p ${shellQuote(sh.at)} && mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=512000 ${sh.tag} ${shellQuote(sh.at)}`).join('\n')}
+${nic ? 'modprobe virtio_net && ip link set eth0 up' : ''}
 echo booted > /tmp/vhsm-out/booted
 cd ${shellQuote(cwd)} && ( ${command} ) > /tmp/vhsm-out/output.log 2>&1
 echo $? > /tmp/vhsm-out/status
@@ -110,7 +121,11 @@ sync
     '-virtfs', 'local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap',
     '-virtfs', `local,path=${outDir},mount_tag=out,security_model=none,multidevs=remap`,
     ...(shadowed ? ['-virtfs', `local,path=${cwd},mount_tag=repo,security_model=none,readonly=on,multidevs=remap`] : []),
-    '-nic', 'none',
+    ...shares.flatMap((sh) => ['-virtfs', `local,path=${sh.path},mount_tag=${sh.tag},security_model=none,multidevs=remap`]),
+    ...(nic
+      ? ['-netdev', `stream,id=n0,server=${nic.listen ? 'on' : 'off'},addr.type=unix,addr.path=${nic.socket}`,
+         '-device', `virtio-net-pci,netdev=n0,mac=${nic.mac}`]
+      : ['-nic', 'none']),
   ];
   const started = Date.now();
   const consoleFd = openSync(join(outDir, 'console.log'), 'w');

@@ -27,6 +27,14 @@ export interface VhsmWorldOptions {
   readonly server?: boolean;
   /** Extra vhsm-server config (JSON file), e.g. a lockout policy. */
   readonly serverConfig?: Record<string, unknown>;
+  /** The store for vhsm-admin and vhsm-server: a postgres:// URL (default: a SQLite file in the world's dir). */
+  readonly db?: string;
+  /** Create the store's schema with `vhsm-admin init` (default true; false joins an existing one). */
+  readonly init?: boolean;
+  /** Environment for vhsm-admin and vhsm-server (e.g. PGPASSFILE). */
+  readonly env?: Record<string, string>;
+  /** Run vhsm-admin in the vhsm netns (a database reached over its network), not the host's. */
+  readonly adminInVhsmNetns?: boolean;
 }
 
 export interface RunOptions {
@@ -112,17 +120,20 @@ export class VhsmWorld {
     readonly world: World,
     readonly dir: string,
     private readonly serverConfig: Record<string, unknown>,
+    db: string | undefined,
+    private readonly env: Record<string, string>,
+    private readonly adminNetns: string | null,
   ) {
-    this.db = join(dir, 'vhsm.db');
+    this.db = db ?? join(dir, 'vhsm.db');
   }
 
   static async create(options: VhsmWorldOptions): Promise<VhsmWorld> {
     // RSA key generation under emulation can outlast the 10 s default deadline.
     const world = await World.create(options.clients, { timeout_ms: 30_000 });
     const dir = mkdtempSync('/tmp/vhsm-cli-');
-    const vw = new VhsmWorld(world, dir, options.serverConfig ?? {});
+    const vw = new VhsmWorld(world, dir, options.serverConfig ?? {}, options.db, options.env ?? {}, options.adminInVhsmNetns ? 'vhsm' : null);
     try {
-      await vw.adminOk(['init']);
+      if (options.init !== false) await vw.adminOk(['init']);
       for (const user of options.users ?? []) await vw.addUser(user);
       if (options.server !== false) await vw.startServer();
     } catch (error) {
@@ -132,12 +143,12 @@ export class VhsmWorld {
     return vw;
   }
 
-  /** vhsm-admin on this world's DB (in the host netns: it only touches the file). */
+  /** vhsm-admin on this world's DB (in the host netns: it only touches the file; or see adminInVhsmNetns). */
   admin(args: readonly string[], input?: string): Promise<CliRun> {
-    return run(null, [process.execPath, toolPath('vhsm-admin'), '--db', this.db, ...args], input === undefined ? {} : { input });
+    return run(this.adminNetns, [process.execPath, toolPath('vhsm-admin'), '--db', this.db, ...args], { env: this.env, ...(input === undefined ? {} : { input }) });
   }
 
-  private async adminOk(args: readonly string[], input?: string): Promise<CliRun> {
+  async adminOk(args: readonly string[], input?: string): Promise<CliRun> {
     const result = await this.admin(args, input);
     if (result.status !== 0) throw new Error(`vhsm-admin ${args.join(' ')}: exit ${result.status}: ${result.stderr}`);
     return result;
@@ -147,6 +158,11 @@ export class VhsmWorld {
   async addUser(user: UserSpec): Promise<void> {
     const ctids = user.ctids.flatMap((ctid) => ['--ctid', String(ctid)]);
     await this.adminOk(['user', 'add', user.name, ...ctids, '--iterations', '1000', '--password-stdin'], `${user.password}\n`);
+    this.rememberUser(user);
+  }
+
+  /** Keeps the password of a user the store already has (made by another host), for `as`. */
+  rememberUser(user: UserSpec): void {
     this.passwords.set(user.name, user.password);
     writeFileSync(this.passwordFile(user.name), `${user.password}\n`, { mode: 0o600 });
   }
@@ -170,7 +186,7 @@ export class VhsmWorld {
     const server = spawn(
       'ip',
       ['netns', 'exec', 'vhsm', process.execPath, toolPath('vhsm-server'), '--config', config, '--db', this.db, '--pbkdf2-iterations', '1000', '--log-level', 'warn'],
-      { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] },
+      { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...this.env } },
     );
     this.server = server;
     server.stderr!.on('data', (d: Buffer) => (this.serverLog += d.toString()));
