@@ -27,6 +27,7 @@ consumerTests(t, {
     await session.importKey({ type: 'ec-p256', keyId: id, format: 'pkcs8-der', keyData: readFileSync(pkcs8) });
     await session.logout();
   },
+  killServer: () => harness.stopServer(),
   // The host has no containers: sshd -i runs directly as the ProxyCommand.
   sshdProxy: (config) => `/usr/sbin/sshd -i -e -f ${config}`,
 });

@@ -32,6 +32,14 @@ consumerTests(t, {
     const r = await vw.as('alice', 'app1', ['keys', 'import', '--type', 'ec-p256', '--format', 'pkcs8-der', '--id', id, '--in', pkcs8]);
     if (r.status !== 0) throw new Error(`vhsm keys import: ${r.stderr}`);
   },
+  async killServer() {
+    const server = vw.server;
+    vw.server = null;
+    if (!server || server.exitCode !== null) return;
+    const exited = new Promise((r) => server.on('exit', r));
+    server.kill('SIGKILL');
+    await exited;
+  },
   // ssh in app1 reaches sshd in app2 without any network.
   sshdProxy: (config) => `ip netns exec app2 /usr/sbin/sshd -i -e -f ${config}`,
 });

@@ -32,6 +32,8 @@ export interface ConsumerContext {
   readonly pin: string;
   /** Imports a PKCS#8 DER key file as alice's key `id` the admin/CLI way (not through the module). */
   importKey(id: string, pkcs8: string): Promise<void>;
+  /** Kills the server (SIGKILL; host: the harness stops answering and drops its connections). Last test only. */
+  killServer(): Promise<void>;
   /** The ProxyCommand that runs `sshd -i -e -f CONFIG` "in container app2" (host: directly). */
   sshdProxy(config: string): string;
 }
@@ -372,5 +374,29 @@ export function consumerTests(t: Test, ctx: ConsumerContext): void {
     t.ok(files.length > 20, `${files.length} files searched`);
     t.same(leaks, [], 'no form of the private key on the client side');
     rmSync(file(`helper.core.${helper}`), { force: true });
+  });
+
+  t.test('server killed mid-session: the consumer gets a clean error, nothing hangs', async (t) => {
+    // ssh-agent's PKCS#11 helper holds a logged-in session across the kill.
+    const agentSock = file('agent3.sock');
+    const agent = await ctx.run(['ssh-agent', '-a', agentSock, '-P', `${ctx.moduleDir}/*`], { env: ctx.env });
+    const agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1]);
+    t.ok(agentPid > 0, `ssh-agent ${agent.stderr}`);
+    t.teardown(() => { try { process.kill(agentPid); } catch { /* gone */ } });
+    const agentEnv = { ...ctx.env, SSH_AUTH_SOCK: agentSock, SSH_ASKPASS: file('askpass'), SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' };
+    t.equal((await ctx.run(['ssh-add', '-s', ctx.module], { env: agentEnv })).status, 0, 'ssh-add -s');
+    const signArgv = ['ssh-keygen', '-Y', 'sign', '-f', file('ec1.login.pub'), '-n', 'file', file('doc')];
+    await local(['rm', '-f', file('doc.sig')]);
+    t.equal((await ctx.run(signArgv, { env: agentEnv })).status, 0, 'signs before the kill');
+    await local(['rm', '-f', file('doc.sig')]);
+    await ctx.killServer();
+    const started = Date.now();
+    const after = await ctx.run(signArgv, { env: agentEnv, timeoutMs: 120_000 });
+    t.not(after.status, 0, `no signature without the server: ${after.stderr.trim()}`);
+    t.ok(Date.now() - started < 60_000, `answered in ${Date.now() - started} ms (no hang)`);
+    t.equal((await ctx.run(['ssh-add', '-l'], { env: agentEnv, timeoutMs: 60_000 })).status, 0, 'the agent still answers');
+    const tool2 = await tool(['--login', '--pin', pin, '--sign', '--mechanism', 'ECDSA-SHA256', '--id', hex('ec1'), '--input-file', file('doc')]);
+    t.not(tool2.status, 0, 'pkcs11-tool: refused');
+    t.match(tool2.stderr + tool2.stdout, /CKR_TOKEN_NOT_PRESENT|CKR_DEVICE_REMOVED|No slot with a token|token not present/i, `a clean PKCS#11 error: ${tool2.stderr.trim()}`);
   });
 }
