@@ -8,6 +8,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { BOB_ELSEWHERE, CAROL, CONSUMER_LOCKOUT, consumerTests } from '../host/helpers/p11-consumers.js';
+import { unloadModule } from './lib/module.js';
 import { run, VhsmWorld } from './lib/vhsm-world.js';
 
 const ALICE = { name: 'alice', password: 'correct horse battery staple', ctids: [101] };
@@ -40,6 +41,7 @@ consumerTests(t, {
     server.kill('SIGKILL');
     await exited;
   },
+  unloadTransport: () => unloadModule(),
   // ssh in app1 reaches sshd in app2 without any network.
   sshdProxy: (config) => `ip netns exec app2 /usr/sbin/sshd -i -e -f ${config}`,
 });

@@ -34,6 +34,8 @@ export interface ConsumerContext {
   importKey(id: string, pkcs8: string): Promise<void>;
   /** Kills the server (SIGKILL; host: the harness stops answering and drops its connections). Last test only. */
   killServer(): Promise<void>;
+  /** VM only: rmmod vhsm_transport (after killServer), for the module-unloaded case. */
+  unloadTransport?(): void;
   /** The ProxyCommand that runs `sshd -i -e -f CONFIG` "in container app2" (host: directly). */
   sshdProxy(config: string): string;
 }
@@ -393,5 +395,15 @@ export function consumerTests(t: Test, ctx: ConsumerContext): void {
     const tool2 = await tool(['--login', '--pin', pin, '--sign', '--mechanism', 'ECDSA-SHA256', '--id', hex('ec1'), '--input-file', file('doc')]);
     t.not(tool2.status, 0, 'pkcs11-tool: refused');
     t.match(tool2.stderr + tool2.stdout, /CKR_TOKEN_NOT_PRESENT|CKR_DEVICE_REMOVED|No slot with a token|token not present/i, `a clean PKCS#11 error: ${tool2.stderr.trim()}`);
+    if (!ctx.unloadTransport) return;
+    // The kernel module goes too: the helper's netlink socket now leads nowhere.
+    ctx.unloadTransport();
+    const unloaded = Date.now();
+    const gone = await ctx.run(signArgv, { env: agentEnv, timeoutMs: 120_000 });
+    t.not(gone.status, 0, `module unloaded: no signature: ${gone.stderr.trim()}`);
+    t.ok(Date.now() - unloaded < 60_000, `answered in ${Date.now() - unloaded} ms (no hang)`);
+    const slots = await ctx.run(['pkcs11-tool', '--module', ctx.module, '-L'], { env: ctx.env, timeoutMs: 60_000 });
+    t.equal(slots.status, 0, `C_Initialize still succeeds without the module ${slots.stderr}`);
+    t.match(slots.stdout, /VHSM user alice\n\s+\(empty\)/, 'the slot shows no token');
   });
 }
