@@ -163,6 +163,8 @@ interface Pkcs11Row {
   readonly clients: number;
   /** undefined: the module (or p11-kit's RPC) lacks the mechanism. */
   readonly perSecond?: number;
+  /** Every round's ops/s, sorted (perSecond is the median). */
+  readonly samples?: number[];
   readonly error?: string;
 }
 
@@ -170,6 +172,7 @@ const PKCS11_OPS: SoftHsmOp[] = ['p256', 'p256sha256', 'ed25519', 'rsa2048', 'rs
 /** The driver's key behind each op. */
 const OP_KEY: Partial<Record<SoftHsmOp, string>> = { p256sha256: 'p256', rsa2048v15: 'rsa2048' };
 const PKCS11_CLIENTS = [1, 8];
+const PKCS11_ROUNDS = 3;
 
 /**
  * One C driver, three modules, the same ops: libvhsm-pkcs11.so in container
@@ -209,28 +212,43 @@ async function pkcs11Part(p11: { driver: string; softhsm: string }): Promise<Pkc
       ['softhsm', { binary: p11.driver, library: p11.softhsm, conf, tokenLabel: 'vhsm-bench', pin }],
       ['softhsm-p11kit', { binary: p11.driver, library: '/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so', tokenLabel: 'vhsm-bench', pin, env: { P11_KIT_SERVER_ADDRESS: address } }],
     ];
-    for (const [module, setup] of setups) {
-      progress(`vm: PKCS#11 driver on ${module}`);
-      const { softhsm: driver, keys } = await SoftHsm.start(setup);
-      try {
-        for (const op of PKCS11_OPS) {
-          for (const clients of PKCS11_CLIENTS) {
-            if (!keys[OP_KEY[op] ?? op]) {
-              rows.push({ module, op, clients, error: 'no key (mechanism missing)' });
-              continue;
-            }
-            try {
-              const r = await driver.run(op, clients, { warmMs: WARM_MS, ms: MS });
-              rows.push(r ? { module, op, clients, perSecond: r.perSecond } : { module, op, clients, error: 'unsupported' });
-            } catch (error) {
-              // The driver reports a failed operation (e.g. CKR_MECHANISM_INVALID through p11-kit's RPC) and goes on.
-              rows.push({ module, op, clients, error: String(error instanceof Error ? error.message : error).split('\n')[0] });
+    // All three drivers stay up; each cell runs them in turn, ROUNDS times, and keeps
+    // the median: the machine is shared, and a load change then hits all three alike.
+    const drivers: { module: Pkcs11Row['module']; driver: SoftHsm; keys: Record<string, boolean> }[] = [];
+    try {
+      for (const [module, setup] of setups) {
+        progress(`vm: PKCS#11 driver on ${module}: keys`);
+        const { softhsm: driver, keys } = await SoftHsm.start(setup);
+        drivers.push({ module, driver, keys });
+      }
+      for (const op of PKCS11_OPS) {
+        for (const clients of PKCS11_CLIENTS) {
+          progress(`vm: PKCS#11 ${op}, ${clients} thread(s)`);
+          const samples = new Map<string, number[]>();
+          const errors = new Map<string, string>();
+          for (let round = 0; round < PKCS11_ROUNDS; round++) {
+            for (const { module, driver, keys } of drivers) {
+              if (!keys[OP_KEY[op] ?? op]) errors.set(module, 'no key (mechanism missing)');
+              if (errors.has(module)) continue;
+              try {
+                const r = await driver.run(op, clients, { warmMs: WARM_MS, ms: MS });
+                if (r) samples.set(module, [...(samples.get(module) ?? []), r.perSecond]);
+                else errors.set(module, 'unsupported');
+              } catch (error) {
+                // The driver reports a failed operation (e.g. CKR_MECHANISM_INVALID through p11-kit's RPC) and goes on.
+                errors.set(module, String(error instanceof Error ? error.message : error).split('\n')[0]!);
+              }
             }
           }
+          for (const { module } of drivers) {
+            const got = (samples.get(module) ?? []).sort((x, y) => x - y);
+            const error = errors.get(module);
+            rows.push(error || got.length === 0 ? { module, op, clients, error: error ?? 'no sample' } : { module, op, clients, perSecond: got[Math.floor(got.length / 2)]!, samples: got });
+          }
         }
-      } finally {
-        await driver.close().catch(() => undefined);
       }
+    } finally {
+      for (const { driver } of drivers) await driver.close().catch(() => undefined);
     }
   } finally {
     server?.kill('SIGTERM');
