@@ -14,6 +14,10 @@
 #            vhsm, vhsm-admin, vhsmctl, vhsm-server in /usr/local/bin, the
 #            container bind scripts in /opt/vhsm/packaging, the example map
 #            /etc/vhsm/ctids and vhsm-docker-bind.service (not enabled)
+#   pkcs11   the PKCS#11 module libvhsm-pkcs11.so in the multiarch
+#            /usr/lib/<triplet>/pkcs11/ and its p11-kit module file
+#            /usr/share/p11-kit/modules/vhsm.module, so p11-kit-aware programs
+#            (p11-kit list-modules, p11-kit-proxy.so) find it (client containers)
 #   server   (only with --server; in the VHSM container) the system user
 #            vhsm, /var/lib/vhsm, /etc/vhsm/server.json and
 #            vhsm-server.service (not enabled: add users first)
@@ -27,6 +31,7 @@
 #                   an existing file is never overwritten)
 #   --no-module     leave out the module part (e.g. inside a container)
 #   --no-tools      leave out the tools part
+#   --no-pkcs11     leave out the pkcs11 part
 #   --server        add the server part
 #   --no-load       do not load the module now
 #   --prefix DIR    where the tools go (default /opt/vhsm)
@@ -47,6 +52,7 @@ KVER=$(uname -r)
 VEID=412
 WANT_MODULE=1
 WANT_TOOLS=1
+WANT_PKCS11=1
 WANT_SERVER=
 LOAD=1
 PREFIX=/opt/vhsm
@@ -67,6 +73,7 @@ while [ $# -gt 0 ]; do
     --veid) need_value "$1" $#; VEID=$2; shift ;;
     --no-module) WANT_MODULE= ;;
     --no-tools) WANT_TOOLS= ;;
+    --no-pkcs11) WANT_PKCS11= ;;
     --server) WANT_SERVER=1 ;;
     --no-load) LOAD= ;;
     --prefix) need_value "$1" $#; PREFIX=$2; shift ;;
@@ -285,6 +292,29 @@ uninstall_tools() {
   remove "$PREFIX" "$PREFIX.new" "$PREFIX.old" /usr/local/lib/systemd/system/vhsm-docker-bind.service
 }
 
+# --- pkcs11 ---------------------------------------------------------------
+# The multiarch triplet p11-kit's module directory is named after (x86_64-linux-gnu).
+multiarch() {
+  local m
+  m=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null) || m=$(gcc -print-multiarch 2>/dev/null) || m=
+  [ -n "$m" ] || die "cannot tell the multiarch triplet (install dpkg-dev or gcc)"
+  printf '%s\n' "$m"
+}
+
+install_pkcs11() {
+  local dir
+  dir=/usr/lib/$(multiarch)/pkcs11
+  say "== PKCS#11 module in $dir"
+  [ -e "$SRC/build/pkcs11/libvhsm-pkcs11.so" ] || die "$SRC/build/pkcs11/libvhsm-pkcs11.so is missing: build first (npm ci && npm run build)"
+  put "$SRC/build/pkcs11/libvhsm-pkcs11.so" "$dir/libvhsm-pkcs11.so" 0644
+  put "$SRC/packaging/p11-kit/vhsm.module" /usr/share/p11-kit/modules/vhsm.module 0644
+}
+
+uninstall_pkcs11() {
+  say "== PKCS#11 module"
+  remove "/usr/lib/$(multiarch)/pkcs11/libvhsm-pkcs11.so" /usr/share/p11-kit/modules/vhsm.module
+}
+
 # --- server ---------------------------------------------------------------
 install_server() {
   say "== server (user vhsm, /var/lib/vhsm, vhsm-server.service)"
@@ -314,11 +344,13 @@ uninstall_server() {
 if [ -n "$UNINSTALL" ]; then
   # Uninstall takes away every part that is there, whatever the part options say.
   uninstall_server
+  uninstall_pkcs11
   uninstall_tools
   uninstall_module
 else
   [ -z "$WANT_MODULE" ] || install_module
   [ -z "$WANT_TOOLS" ] || install_tools
+  [ -z "$WANT_PKCS11" ] || install_pkcs11
   [ -z "$WANT_SERVER" ] || install_server
 fi
 if systemd_running; then run systemctl daemon-reload; fi

@@ -11,6 +11,8 @@
 //   npm run bench -- --profile         also CPU-profile the VHSM sign path and summarise
 //                                      (--only=profile: just that)
 //   npm run bench -- --out=FILE        results file (default bench-results.json)
+//   npm run bench -- --only=vm --vm-parts=pkcs11   some parts of the VM section
+//                                      (echo, sign, pkcs11)
 //
 // Sections run as child processes (dist/bench/*.js) that print JSON lines:
 // progress for the status line, results for the table and the JSON file.
@@ -31,6 +33,7 @@ const sections = value('only', ALL_SECTIONS.join(',')).split(',').filter(Boolean
 if (flag('profile') && !sections.includes('profile')) sections.push('profile');
 for (const s of sections) if (!KNOWN_SECTIONS.includes(s)) fail(`unknown section ${s} (choose from ${KNOWN_SECTIONS.join(', ')})`);
 const quick = flag('quick');
+const vmParts = value('vm-parts', 'echo,sign,pkcs11').split(',').filter(Boolean);
 const outFile = resolve(repoRoot, value('out', 'bench-results.json'));
 const started = Date.now();
 
@@ -199,6 +202,9 @@ function moduleFor(kver) {
   return ko;
 }
 
+/** The C driver against any module, for the VM's PKCS#11 comparison (null: no SoftHSM2 here). */
+let pkcs11Driver = null;
+
 async function runVm() {
   const kver = defaultKernel();
   if (!kver || !existsSync('/usr/bin/qemu-system-x86_64')) {
@@ -212,7 +218,7 @@ async function runVm() {
   let seen = '';
   const run = await runInVm({
     kernel: kver,
-    command: `node dist/bench/vm/guest.js '${JSON.stringify({ quick })}'`,
+    command: `node dist/bench/vm/guest.js '${JSON.stringify({ quick, parts: vmParts, pkcs11: pkcs11Driver })}'`,
     env: { VHSM_MODULE: ko },
     timeoutSec: 600,
     onBootProgress: (phase, s) => phase === 'booted' && status(`vm: booted in ${s.toFixed(0)} s`),
@@ -244,8 +250,10 @@ const fmtRatio = (x) => (x === undefined || x === null || Number.isNaN(x) ? 'n/a
 const fmtMs = (x) => (x === undefined || x === null ? 'n/a' : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 const OP_NAMES = {
   p256: 'P-256 sign',
+  p256sha256: 'P-256 sign (CKM_ECDSA_SHA256)',
   ed25519: 'Ed25519 sign',
   rsa2048: 'RSA-2048 sign (PSS)',
+  rsa2048v15: 'RSA-2048 sign (PKCS#1 v1.5)',
   hmac1k: 'HMAC-SHA256 1 KiB',
   aesgcm1k: 'AES-256-GCM 1 KiB enc',
   login: 'login (PBKDF2 600k)',
@@ -284,6 +292,21 @@ function vmTable() {
   return table(['clients (4 containers)', 'echo/s', 'echo p50 ms', 'echo p99 ms', 'sign/s', 'sign p50 ms', 'sign p99 ms', 'echo/sign p50', 'sign/echo tput'], rows);
 }
 
+/** The PKCS#11 driver on three modules, ops/s: VHSM, SoftHSM2 in-process, SoftHSM2 behind p11-kit server. */
+function pkcs11Table() {
+  const rows = [];
+  const get = (module, op, clients) => results.vm.pkcs11.find((r) => r.module === module && r.op === op && r.clients === clients);
+  for (const op of ['p256', 'p256sha256', 'ed25519', 'rsa2048', 'rsa2048v15', 'hmac1k']) {
+    for (const clients of [1, 8]) {
+      const v = get('vhsm', op, clients)?.perSecond;
+      const p = get('softhsm-p11kit', op, clients)?.perSecond;
+      const i = get('softhsm', op, clients)?.perSecond;
+      rows.push([op === 'p256' ? 'P-256 sign (CKM_ECDSA, digest)' : OP_NAMES[op], clients, fmtRate(v), fmtRate(p), fmtRate(i), fmtRatio(v && p ? v / p : undefined), fmtRatio(v && i ? v / i : undefined)]);
+    }
+  }
+  return table(['operation', 'threads', 'VHSM/s', 'SoftHSM2 via p11-kit server/s', 'SoftHSM2 in-process/s', 'VHSM / p11-kit', 'VHSM / in-process'], rows);
+}
+
 /** The same echo load in 4 containers and in one: the module's cross-container cost. */
 function vmPlacementTable() {
   const vm = results.vm;
@@ -316,6 +339,20 @@ function memoryTable() {
 
 function targets() {
   const out = [];
+  if (results.vm?.pkcs11?.length) {
+    const at = (module, op, c) => results.vm.pkcs11.find((r) => r.module === module && r.op === op && r.clients === c)?.perSecond;
+    const cells = ['p256', 'ed25519', 'rsa2048', 'rsa2048v15', 'hmac1k'].flatMap((op) => [1, 8].map((c) => {
+      const v = at('vhsm', op, c);
+      const p = at('softhsm-p11kit', op, c);
+      return { op, c, x: v && p ? v / p : undefined };
+    }));
+    const measured = cells.filter((v) => v.x !== undefined);
+    out.push({
+      target: 'VHSM >= 1.5x SoftHSM2 behind p11-kit server (PKCS#11, VM), 1 and 8 threads',
+      met: measured.length > 0 && measured.every((v) => v.x >= 1.5),
+      values: cells.map((v) => `${v.op}×${v.c}: ${fmtRatio(v.x)}`).join(', '),
+    });
+  }
   const cell = (op, clients) => results.host.find((r) => r.op === op && r.clients === clients);
   if (results.host.length) {
     const bc = ['p256', 'ed25519'].flatMap((op) => [1, 2].map((c) => ({ op, c, x: cell(op, c)?.ratioBC })));
@@ -356,7 +393,12 @@ try {
     });
   }
   if (sections.includes('memory')) await runSection('memory', 'memory.js', {}, ['--expose-gc']);
-  if (sections.includes('vm')) await runVm();
+  if (sections.includes('vm')) {
+    if (!softhsm.setup && vmParts.includes('pkcs11')) softhsm = prepareSoftHsm();
+    if (softhsm.setup) pkcs11Driver = { driver: softhsm.setup.binary, softhsm: softhsm.setup.library };
+    else say(`!! PKCS#11 comparison in the VM skipped: ${softhsm.reason}`);
+    await runVm();
+  }
   if (sections.includes('profile')) {
     const dir = mkdtempSync(join(tmpdir(), 'vhsm-bench-profile-'));
     for (const [medium, clients] of [['disk', 1], ['tmpfs', 1], ['disk', 16]]) {
@@ -392,6 +434,12 @@ if (results.vm) {
   say(vmTable());
   if (results.vm.echoPacked?.length) say(vmPlacementTable());
   say(`transport share of a sign round trip (p50, 1 client): ${fmtRatio(results.vm.transportShareP50)}`);
+  if (results.vm.pkcs11?.length) {
+    say('\n## 2b. VM: one PKCS#11 C driver (bench/softhsm/softhsm-bench.c) on three modules, same boot');
+    say('VHSM = libvhsm-pkcs11.so in a client container → vhsm_transport.ko → vhsm-server; p11-kit = SoftHSM2 served by `p11-kit server` through p11-kit-client.so (keys in another process); in-process = libsofthsm2.so loaded by the driver');
+    say(pkcs11Table());
+    for (const r of results.vm.pkcs11.filter((x) => x.error)) say(`  ${r.module} ${r.op} ×${r.clients}: n/a (${r.error})`);
+  }
 }
 if (results.fairness.length) {
   say('\n## 3. Fairness: one container signing (1 client, P-256) while other containers load the server');

@@ -15,13 +15,15 @@ cd "$(dirname "$0")/.."
 # p11-kit's pkcs11.h, clang + its sanitizer runtimes for the fuzzer,
 # valgrind, and the consumers its tests drive (OpenSC's pkcs11-tool,
 # the OpenSSL engine, GnuTLS p11tool, pam_p11 + pamtester + wrappers,
-# OpenSSH, Java keytool).
+# OpenSSH client and sshd (run as sshd -i by the tests), gdb's gcore,
+# Java keytool).
 pkgs=(linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static
       kmod cmake g++ make iproute2 util-linux openssl xz-utils zstd dwarves
       dkms lxc shellcheck sparse
       pkg-config protobuf-c-compiler libprotobuf-c-dev libmnl-dev libp11-kit-dev
       clang libclang-rt-14-dev valgrind binutils opensc libengine-pkcs11-openssl gnutls-bin
-      libpam-p11 pamtester libpam-wrapper libnss-wrapper openssh-client openjdk-17-jre-headless)
+      libpam-p11 pamtester libpam-wrapper libnss-wrapper openssh-client openssh-server gdb
+      openjdk-17-jre-headless)
 headers612() {
   apt-cache search --names-only '^linux-headers-6\.12\.[0-9]+\+deb12-amd64$' 2>/dev/null | awk '{print $1}' | sort -V | tail -n 1
 }
@@ -39,6 +41,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -q >/dev/null
   h612=$(headers612)
   apt-get install -y -q --no-install-recommends "${pkgs[@]}" ${h612:+"$h612"} >/dev/null
+  # The tests run sshd -i themselves: stop the daemon a fresh openssh-server starts.
+  if [[ " ${missing[*]} " == *" openssh-server "* ]]; then systemctl disable --now ssh.service >/dev/null 2>&1 || true; fi
 fi
 
 # npm packages: install when missing or older than the lock file.

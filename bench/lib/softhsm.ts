@@ -9,17 +9,21 @@ import { createInterface } from 'node:readline';
 import type { Throughput, Window } from './measure.js';
 
 export interface SoftHsmSetup {
-  /** The compiled driver. */
+  /** The compiled driver (any PKCS#11 module: SoftHSM2, libvhsm-pkcs11.so, p11-kit-client.so). */
   readonly binary: string;
-  /** libsofthsm2.so */
+  /** The module: libsofthsm2.so, or another. */
   readonly library: string;
-  /** SOFTHSM2_CONF pointing at a temp token directory. */
-  readonly conf: string;
+  /** SOFTHSM2_CONF pointing at a temp token directory (SoftHSM only). */
+  readonly conf?: string;
   readonly tokenLabel: string;
   readonly pin: string;
+  /** Runs the driver through this prefix (e.g. `ip netns exec ct1`). */
+  readonly prefix?: readonly string[];
+  /** More environment for the module (VHSM_PKCS11_CONF, P11_KIT_SERVER_ADDRESS). */
+  readonly env?: Record<string, string>;
 }
 
-export type SoftHsmOp = 'p256' | 'ed25519' | 'rsa2048' | 'hmac1k' | 'aesgcm1k' | 'login';
+export type SoftHsmOp = 'p256' | 'p256sha256' | 'ed25519' | 'rsa2048' | 'rsa2048v15' | 'hmac1k' | 'aesgcm1k' | 'login';
 
 export class SoftHsm {
   private readonly answers: string[] = [];
@@ -37,8 +41,9 @@ export class SoftHsm {
 
   /** Starts the driver and creates (or finds) the benchmark keys; `keys` says which exist. */
   static async start(setup: SoftHsmSetup): Promise<{ softhsm: SoftHsm; keys: Record<string, boolean> }> {
-    const child = spawn(setup.binary, [setup.library, setup.tokenLabel, setup.pin], {
-      env: { ...process.env, SOFTHSM2_CONF: setup.conf },
+    const argv = [...(setup.prefix ?? []), setup.binary, setup.library, setup.tokenLabel, setup.pin];
+    const child = spawn(argv[0]!, argv.slice(1), {
+      env: { ...process.env, ...(setup.conf ? { SOFTHSM2_CONF: setup.conf } : {}), ...setup.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const softhsm = new SoftHsm(child);
@@ -62,6 +67,7 @@ export class SoftHsm {
   }
 
   async close(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     this.child.stdin.end('quit\n');
     await new Promise((resolve) => this.child.once('exit', resolve));
   }

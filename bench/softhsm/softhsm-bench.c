@@ -1,15 +1,19 @@
 /*
- * SoftHSM2 driver for `npm run bench`: plain PKCS#11 calls in C, so the
- * numbers are SoftHSM's own cost with no binding in between (a JavaScript
- * binding would add its own overhead and flatter VHSM by comparison).
+ * PKCS#11 driver for `npm run bench`: plain PKCS#11 calls in C, so the
+ * numbers are the module's own cost with no binding in between (a JavaScript
+ * binding would add its own overhead and flatter VHSM by comparison). Any
+ * module: SoftHSM2 in-process, libvhsm-pkcs11.so, p11-kit-client.so.
  *
  *   softhsm-bench LIB TOKEN_LABEL PIN
+ *     (a benchmark token's PIN; a production caller would not pass one in argv)
  *     reads commands on stdin, one JSON line per answer on stdout:
  *       setup                       finds or creates the benchmark keys (token objects)
  *       run OP CLIENTS WARM_MS MS   CLIENTS threads, each with its own session,
  *                                   each calling OP in a closed loop; counts after WARM_MS
  *       quit
- *     OP: p256 | ed25519 | rsa2048 | hmac1k | aesgcm1k | login
+ *     OP: p256 | p256sha256 | ed25519 | rsa2048 | rsa2048v15 | hmac1k | aesgcm1k | login
+ *     (p256: CKM_ECDSA over a digest; p256sha256: CKM_ECDSA_SHA256 over the
+ *     message, same key; rsa2048: PSS SHA-256; rsa2048v15: PKCS#1 v1.5 SHA-256, same key)
  *     login runs CLIENTS processes (PKCS#11 login state belongs to the
  *     application, so threads of one process cannot log in concurrently):
  *     each re-execs this program as `login-worker` and loops C_Login/C_Logout.
@@ -107,6 +111,14 @@ static CK_SESSION_HANDLE open_session(void) {
 /* ---- keys ---- */
 
 enum { K_P256, K_ED25519, K_RSA, K_HMAC, K_AES, K_COUNT };
+/* An op that is not a key of its own: RSA PKCS#1 v1.5 with the RSA key
+   (p11-kit 0.24's RPC carries no PSS parameters, so the p11-kit-isolated
+   comparison needs a mechanism without any). */
+#define OP_RSA_V15 K_COUNT
+/* P-256 with CKM_ECDSA_SHA256 over the message (SoftHSM 2.6.1 lacks it; VHSM
+   signs it natively, while CKM_ECDSA's digest input takes a slower path). */
+#define OP_P256_SHA256 (K_COUNT + 1)
+static int op_key(int op) { return op == OP_RSA_V15 ? K_RSA : op == OP_P256_SHA256 ? K_P256 : op; }
 static const char *key_labels[K_COUNT] = {"bench-p256", "bench-ed25519", "bench-rsa2048", "bench-hmac", "bench-aes"};
 static CK_OBJECT_HANDLE keys[K_COUNT];
 static int key_ok[K_COUNT];
@@ -236,6 +248,16 @@ static CK_RV one_op(CK_SESSION_HANDLE h, int op, unsigned long counter) {
       if ((rv = p11->C_SignInit(h, &m, keys[op])) != CKR_OK) return rv;
       return p11->C_Sign(h, (CK_BYTE_PTR)data32, 32, out, &out_len);
     }
+    case OP_P256_SHA256: {
+      CK_MECHANISM m = {CKM_ECDSA_SHA256, NULL, 0};
+      if ((rv = p11->C_SignInit(h, &m, keys[K_P256])) != CKR_OK) return rv;
+      return p11->C_Sign(h, (CK_BYTE_PTR)data32, 32, out, &out_len);
+    }
+    case OP_RSA_V15: {
+      CK_MECHANISM m = {CKM_SHA256_RSA_PKCS, NULL, 0};
+      if ((rv = p11->C_SignInit(h, &m, keys[K_RSA])) != CKR_OK) return rv;
+      return p11->C_Sign(h, (CK_BYTE_PTR)data32, 32, out, &out_len);
+    }
     case K_HMAC: {
       CK_MECHANISM m = {CKM_SHA256_HMAC, NULL, 0};
       if ((rv = p11->C_SignInit(h, &m, keys[op])) != CKR_OK) return rv;
@@ -281,11 +303,13 @@ static int op_index(const char *name) {
   if (!strcmp(name, "rsa2048")) return K_RSA;
   if (!strcmp(name, "hmac1k")) return K_HMAC;
   if (!strcmp(name, "aesgcm1k")) return K_AES;
+  if (!strcmp(name, "rsa2048v15")) return OP_RSA_V15;
+  if (!strcmp(name, "p256sha256")) return OP_P256_SHA256;
   return -1;
 }
 
 static void run_threads(int op, int clients, double warm_ms, double ms) {
-  if (!key_ok[op]) {
+  if (!key_ok[op_key(op)]) {
     printf("{\"unsupported\":true}\n");
     fflush(stdout);
     return;

@@ -137,6 +137,8 @@ t.test(`install-host.sh --root: DKMS builds ${version} for ${kver}, modprobe loa
   t.notOk(existsSync(join(root, 'opt/vhsm/dist/test')), 'no tests in /opt/vhsm');
   t.ok(existsSync(join(root, 'opt/vhsm/packaging/lxc/vhsm-bind')), 'the LXC hook in /opt/vhsm/packaging');
   t.ok(existsSync(join(root, 'etc/vhsm/ctids')), 'the example CTID map');
+  t.ok(existsSync(join(root, 'usr/lib/x86_64-linux-gnu/pkcs11/libvhsm-pkcs11.so')), 'the PKCS#11 module in the multiarch pkcs11/ directory');
+  t.match(readFileSync(join(root, 'usr/share/p11-kit/modules/vhsm.module'), 'utf8'), /^module: libvhsm-pkcs11\.so$/m, 'its p11-kit module file');
   t.equal(statSync(join(root, 'var/lib/vhsm')).mode & 0o777, 0o700, '/var/lib/vhsm is 0700');
 });
 
@@ -196,7 +198,8 @@ t.test('install-host.sh --uninstall removes what it installed and keeps the key 
   unloadModule();
   const r = sh([installer, '--root', root, '--uninstall']);
   t.equal(r.status, 0, `exit 0${r.status ? `: ${r.out}` : ''}`);
-  for (const gone of [`usr/src/vhsm-transport-${version}`, `lib/modules/${kver}/updates/dkms/vhsm_transport.ko`, `var/lib/dkms/vhsm-transport`, 'opt/vhsm', 'usr/local/bin/vhsmctl', 'etc/modprobe.d/vhsm.conf', 'etc/modules-load.d/vhsm.conf', 'usr/local/lib/systemd/system/vhsm-server.service']) {
+  for (const gone of [`usr/src/vhsm-transport-${version}`, `lib/modules/${kver}/updates/dkms/vhsm_transport.ko`, `var/lib/dkms/vhsm-transport`, 'opt/vhsm', 'usr/local/bin/vhsmctl', 'etc/modprobe.d/vhsm.conf', 'etc/modules-load.d/vhsm.conf', 'usr/local/lib/systemd/system/vhsm-server.service',
+    'usr/lib/x86_64-linux-gnu/pkcs11/libvhsm-pkcs11.so', 'usr/share/p11-kit/modules/vhsm.module']) {
     t.notOk(existsSync(join(root, gone)) || isLink(join(root, gone)), `removed: /${gone}`);
   }
   for (const kept of ['etc/vhsm/server.json', 'etc/vhsm/ctids', 'var/lib/vhsm']) t.ok(existsSync(join(root, kept)), `kept: /${kept}`);

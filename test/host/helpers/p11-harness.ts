@@ -11,7 +11,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { startFixture, type Fixture, type TestUser } from './fixture.js';
+import { startFixture, type Fixture, type FixtureOptions, type TestUser } from './fixture.js';
 import { TransportError } from '../../../transport/types.js';
 
 const ERRNO: Record<string, number> = {
@@ -55,8 +55,8 @@ function serve(fixture: Fixture, socket: Socket): void {
   socket.on('error', () => undefined);
 }
 
-export async function startP11Harness(users?: readonly TestUser[]): Promise<P11Harness> {
-  const fixture = await startFixture(users ? { users } : {});
+export async function startP11Harness(users?: readonly TestUser[], options: Omit<FixtureOptions, 'users'> = {}): Promise<P11Harness> {
+  const fixture = await startFixture(users ? { ...options, users } : options);
   const socketPath = join(fixture.dir, 'p11.sock');
   const sockets = new Set<Socket>();
   let server: Server | null = createServer((socket) => {
