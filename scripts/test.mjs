@@ -13,7 +13,8 @@
 //   VHSM_VM_TESTS=transport-echo  run only VM test files with that prefix
 //   VHSM_VM_VERBOSE=1             print every VM test file's TAP output, not only failures
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runFiles, formatResult } from './lib/tap-files.mjs';
 import { runInVm, installedKernels, defaultKernel, pruneRuns, repoRoot } from '../vm/vm.mjs';
@@ -63,6 +64,14 @@ if (!args.has('--no-build')) {
 
 if (wantHost) {
   log('== host tests');
+  // One throwaway PostgreSQL cluster for every host test file (test/host/helpers/pg.ts).
+  const pgDir = mkdtempSync(join(tmpdir(), 'vhsm-pg-'));
+  process.env.VHSM_TEST_PG_URL = execFileSync('bash', ['scripts/pg-cluster.sh', 'start', pgDir], { cwd: repoRoot, encoding: 'utf8' }).trim();
+  process.env.VHSM_TEST_PG_DIR = pgDir;
+  process.on('exit', () => {
+    execFileSync('bash', ['scripts/pg-cluster.sh', 'stop', pgDir], { cwd: repoRoot, stdio: 'ignore' });
+    rmSync(pgDir, { recursive: true, force: true });
+  });
   const dir = join(repoRoot, 'dist/test/host');
   const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort().map((f) => join(dir, f)) : [];
   const results = await runFiles(files, {
@@ -74,6 +83,7 @@ if (wantHost) {
     },
   });
   for (const r of results) count(r, 'host/');
+
 }
 
 if (wantVm) {

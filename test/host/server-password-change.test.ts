@@ -61,7 +61,7 @@ t.test('the new password logs in, the old one no longer; keys and every session 
   const secret = await here.generateKey({ type: 'aes-256', keyId: 'aes' });
   const sealed = await here.encrypt(secret.keyId, Buffer.from('sealed before'));
   const before = userState(fixture.dbPath, ALICE.name);
-  const keysBefore = keysPart(snapshot(fixture.dbPath));
+  const keysBefore = keysPart((await snapshot(fixture.dbPath)));
 
   await here.changePassword(ALICE.password, NEW_PASSWORD);
 
@@ -69,7 +69,7 @@ t.test('the new password logs in, the old one no longer; keys and every session 
   t.notSame(after.wrapped_auth_key, before.wrapped_auth_key, 'the auth key is rewrapped');
   t.notSame(after.kdf_salt, before.kdf_salt, 'under a fresh salt');
   t.ok(after.password_changed_ms >= before.password_changed_ms, 'the change time recorded');
-  t.same(keysPart(snapshot(fixture.dbPath)), keysBefore, 'keys, certificates and containers untouched');
+  t.same(keysPart((await snapshot(fixture.dbPath))), keysBefore, 'keys, certificates and containers untouched');
 
   const message = Buffer.from('still works');
   const signature = await here.sign(key.keyId, message);
@@ -81,7 +81,7 @@ t.test('the new password logs in, the old one no longer; keys and every session 
   const fresh = await client.login(ALICE.name, NEW_PASSWORD);
   t.equal(await fresh.verify(key.keyId, message, signature), true, 'the new password opens the same keys');
 
-  const rows = auditRows(fixture.dbPath).filter((row) => row.op === 'changePassword');
+  const rows = (await auditRows(fixture.dbPath)).filter((row) => row.op === 'changePassword');
   t.same(rows.map((row) => [row.user, row.ctid, row.result]), [['alice', 101, 'OK']], 'audited once, OK');
   const bob = await (await fixture.client({ ctid: 102 })).login(BOB.name, BOB.password);
   t.ok(bob.active, "bob's password is untouched");
@@ -126,7 +126,7 @@ t.test('a wrong old password is a failed login: backoff, then lockout, shared wi
   t.same(await loginOutcome(loginClient, ALICE.password), { code: 'LOCKED_OUT' }, 'login locked too, a day later');
   t.same(await loginOutcome(await fixture.client({ ctid: 101, pid: 3 }), ALICE.password), { code: 'LOCKED_OUT' }, 'for every process of the container');
   t.same(userState(fixture.dbPath, ALICE.name).wrapped_auth_key, before.wrapped_auth_key, 'the password never changed');
-  const results = auditRows(fixture.dbPath)
+  const results = (await auditRows(fixture.dbPath))
     .filter((row) => row.op === 'changePassword')
     .map((row) => row.result);
   t.same(results, ['BAD_CREDENTIALS', 'BAD_CREDENTIALS', 'LOGIN_THROTTLED', 'LOGIN_THROTTLED', 'BAD_CREDENTIALS', 'BAD_CREDENTIALS', 'LOCKED_OUT'], 'every attempt audited with its result');
@@ -137,9 +137,9 @@ t.test('a successful change clears the container’s failures, as a login does',
   t.teardown(() => fixture.close());
   const session = await (await fixture.client()).login(ALICE.name, ALICE.password);
   await expectCode(t, session.changePassword('wrong', NEW_PASSWORD), 'BAD_CREDENTIALS', 'one failure');
-  t.match(snapshot(fixture.dbPath), /"login_failures":\[\{/, 'recorded');
+  t.match((await snapshot(fixture.dbPath)), /"login_failures":\[\{/, 'recorded');
   await session.changePassword(ALICE.password, NEW_PASSWORD);
-  t.match(snapshot(fixture.dbPath), /"login_failures":\[\]/, 'cleared by the successful change');
+  t.match((await snapshot(fixture.dbPath)), /"login_failures":\[\]/, 'cleared by the successful change');
 });
 
 t.test('the new password follows the admin tool’s rules; refusals change nothing and count nothing', async (t) => {
@@ -147,7 +147,7 @@ t.test('the new password follows the admin tool’s rules; refusals change nothi
   t.teardown(() => fixture.close());
   const transport = await fixture.connect();
   const session = await rawLogin(transport, ALICE.name, ALICE.password);
-  const before = snapshot(fixture.dbPath);
+  const before = (await snapshot(fixture.dbPath));
   const old = Buffer.from(ALICE.password);
   for (const [what, body, code] of [
     ['an empty new password', { oldPassword: old, newPassword: new Uint8Array(0) }, 'INVALID_ARGUMENT'],
@@ -159,7 +159,7 @@ t.test('the new password follows the admin tool’s rules; refusals change nothi
   }
   t.equal((await call(transport, { changePassword: { oldPassword: old, newPassword: Buffer.from(NEW_PASSWORD) } })).error, 'NOT_AUTHENTICATED', 'no session');
   t.equal((await call(await fixture.connect({ pid: 99 }), { session, changePassword: { oldPassword: old, newPassword: Buffer.from('x') } })).error, 'SESSION_INVALID', "another process's session");
-  t.equal(snapshot(fixture.dbPath), before, 'nothing changed, no failure counted');
+  t.equal((await snapshot(fixture.dbPath)), before, 'nothing changed, no failure counted');
   const longest = Buffer.alloc(1024, 0x7a);
   t.equal((await call(transport, { session, changePassword: { oldPassword: old, newPassword: longest } })).error, undefined, 'a 1024-byte password is fine');
   const client = await fixture.client({ pid: 5 });
