@@ -15,7 +15,7 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { runFiles, formatResult } from './lib/tap-files.mjs';
 import { runInVm, installedKernels, defaultKernel, pruneRuns, repoRoot } from '../vm/vm.mjs';
 
@@ -46,6 +46,12 @@ function buildModule(kver) {
   copyFileSync(join(repoRoot, 'kernel', 'vhsm_transport.ko'), join(dir, 'vhsm_transport.ko'));
   return join(dir, 'vhsm_transport.ko');
 }
+
+/** Host suites that run a second time with every fixture on PostgreSQL. */
+const PG_SUITES = [
+  'server-acceptance', 'server-attacks', 'server-malformed', 'server-bruteforce', 'server-lifecycle',
+  'server-password-change', 'server-public-objects', 'server-cancel', 'server-wipe', 'client-', 'crypto-', 'cli-objects',
+];
 
 const totals = { pass: 0, fail: 0, files: 0 };
 const failures = [];
@@ -84,6 +90,19 @@ if (wantHost) {
   });
   for (const r of results) count(r, 'host/');
 
+  // The server suites again, on PostgreSQL (test/host/helpers/fixture.ts testBackend()).
+  log('== host tests on PostgreSQL');
+  const pgFiles = files.filter((f) => PG_SUITES.some((prefix) => basename(f).startsWith(prefix)));
+  const pgResults = await runFiles(pgFiles, {
+    concurrency: 2,
+    cwd: repoRoot,
+    env: { VHSM_TEST_BACKEND: 'postgres' },
+    onResult: (r) => {
+      log(formatResult(r, '[host/pg] '));
+      if (r.fail) log(r.output);
+    },
+  });
+  for (const r of pgResults) count(r, 'host/pg/');
 }
 
 if (wantVm) {

@@ -7,8 +7,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { SessionTable, DEFAULT_SESSION_LIMITS } from '../../server/sessions.js';
-import { Store } from '../../server/storage.js';
-import { deleteUser, denyContainers } from '../../server/users.js';
+import { openAdminStore } from '../../server/admin-store.js';
 import { ALICE, BOB, identitiesAreFree, identity, startFixture } from './helpers/fixture.js';
 import { expectCode } from './helpers/expect.js';
 import { auditRows, call, rawLogin, snapshot } from './helpers/raw.js';
@@ -131,15 +130,15 @@ t.test('sessions end: logout wipes keys, idle timeout, user deleted, container d
   }
   t.pass('activity keeps a session alive past the idle timeout (4 × 250 ms)');
 
-  const store = Store.open(fixture.dbPath);
-  denyContainers(store, ALICE.name, [101]);
+  const store = await openAdminStore(fixture.dbPath);
+  await store.denyContainers(ALICE.name, [101]);
   await expectCode(t, busy.sign(key.keyId, new Uint8Array(1)), 'SESSION_INVALID', 'container removed from the set by the admin');
 
   const bobClient = await fixture.client({ ctid: 102 });
   const bob = await bobClient.login(BOB.name, BOB.password);
   await bob.generateKey({ type: 'hmac', keyId: 'b' });
-  deleteUser(store, BOB.name);
-  store.close();
+  await store.deleteUser(BOB.name);
+  await store.close();
   await expectCode(t, bob.listKeys(), 'SESSION_INVALID', 'user deleted by the admin');
   await expectCode(t, bobClient.login(BOB.name, BOB.password), 'BAD_CREDENTIALS', 'deleted user cannot log in');
 });

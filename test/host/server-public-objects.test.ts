@@ -12,11 +12,10 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { VhsmSession } from '../../client/index.js';
 import { MAX_PAYLOAD_BYTES, v1 } from '../../proto/index.js';
 import { CERTIFICATE_FRAMING_BYTES, MAX_CERTIFICATE_LIST_BYTES, listedBytes } from '../../server/certstore.js';
-import { Store } from '../../server/storage.js';
-import { deleteUser } from '../../server/users.js';
-import { ALICE, BOB, startFixture, type Fixture } from './helpers/fixture.js';
+import { openAdminStore } from '../../server/admin-store.js';
+import { ALICE, BOB, startFixture, testBackend, type Fixture } from './helpers/fixture.js';
 import { expectCode } from './helpers/expect.js';
-import { auditRows, call, rawLogin, snapshot } from './helpers/raw.js';
+import { auditRows, call, rawLogin, selectAll, snapshot } from './helpers/raw.js';
 import { certificateOfSize, makeCertificate, pem, tlv } from './helpers/x509.js';
 
 async function aliceWithKeys(fixture: Fixture): Promise<VhsmSession> {
@@ -35,14 +34,7 @@ async function aliceWithKeys(fixture: Fixture): Promise<VhsmSession> {
   return session;
 }
 
-const certCount = (dbPath: string): number => {
-  const db = new Database(dbPath, { readonly: true });
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM certificates').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
-};
+const certCount = async (dbPath: string): Promise<number> => Number((await selectAll(dbPath, 'SELECT count(*) AS n FROM certificates'))[0]!.n);
 
 t.test('without a session, an allowed container sees the key pairs and certificates, never secret keys', async (t) => {
   const fixture = await startFixture();
@@ -208,6 +200,8 @@ t.test('certificates: validation, limits, deletion, per user, deleted with the u
     ['a label with a newline', alice.createCertificate({ der, label: 'a\nb' }), 'INVALID_ARGUMENT'],
     ['a 129-byte label', alice.createCertificate({ der, label: 'x'.repeat(129) }), 'INVALID_ARGUMENT'],
   ];
+  // Handled now: they may fail before expectCode gets to them (replies wait for a database round trip).
+  for (const [, promise] of refusals) promise.catch(() => undefined);
   for (const [what, promise, code] of refusals) await expectCode(t, promise, code, what);
   t.equal((await snapshot(fixture.dbPath)), before, 'nothing stored by any of them');
 
@@ -233,10 +227,10 @@ t.test('certificates: validation, limits, deletion, per user, deleted with the u
   t.same(deletions.slice(-1), [[second.certId, 'OBJECT_NOT_FOUND']], 'failed deletions audited with their code');
 
   await fixture.server.stop();
-  const store = Store.open(fixture.dbPath);
-  deleteUser(store, ALICE.name);
-  store.close();
-  t.equal(certCount(fixture.dbPath), 0, "alice's certificates went with her");
+  const store = await openAdminStore(fixture.dbPath);
+  await store.deleteUser(ALICE.name);
+  await store.close();
+  t.equal(await certCount(fixture.dbPath), 0, "alice's certificates went with her");
   await fixture.restart();
 });
 
@@ -250,7 +244,9 @@ function downgradeToSchema2(dbPath: string): void {
   }
 }
 
-t.test('a schema-2 DB (before public keys): key pairs get their public keys at the owner’s next login', async (t) => {
+const sqliteOnly = testBackend() === 'postgres' ? 'SQLite schema history: a PostgreSQL store starts with public keys recorded' : false;
+
+t.test('a schema-2 DB (before public keys): key pairs get their public keys at the owner’s next login', { skip: sqliteOnly }, async (t) => {
   const fixture = await startFixture();
   t.teardown(() => fixture.close());
   const session = await aliceWithKeys(fixture);

@@ -77,3 +77,18 @@ export async function freshPgDatabase(): Promise<{ url: string; drop(): Promise<
     },
   };
 }
+
+/** A cluster of the caller's own (for tests that restart it), stopped by `stop()`. */
+export function startOwnPgCluster(): { url: string; restart(): void; stop(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'vhsm-pg-own-'));
+  const url = execFileSync('bash', [script, 'start', dir], { encoding: 'utf8' }).trim();
+  let stopped = false;
+  const stop = (): void => {
+    if (stopped) return;
+    stopped = true;
+    execFileSync('bash', [script, 'stop', dir], { stdio: 'ignore' });
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('exit', stop);
+  return { url, restart: () => execFileSync('bash', [script, 'restart', dir], { stdio: 'ignore' }), stop };
+}

@@ -78,7 +78,9 @@ export async function auditRows(location: string): Promise<RawAuditRow[]> {
 /** Rows of one query, from a SQLite file (read-only) or a PostgreSQL URL. */
 export async function selectAll(location: string, sql: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
   if (isPostgresUrl(location)) {
-    const client = new pg.Client({ connectionString: location });
+    // BIGINT as a number, as the server's pool reads it (and as SQLite returns integers).
+    const types = { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 ? Number : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser };
+    const client = new pg.Client({ connectionString: location, types });
     await client.connect();
     try {
       return (await client.query(sql, params)).rows as Record<string, unknown>[];
