@@ -6,7 +6,7 @@
  * VHSM_TEST_PG_URL; a test file run on its own (npx tap ...) starts a
  * cluster of its own and stops it when the process exits.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -79,7 +79,7 @@ export async function freshPgDatabase(): Promise<{ url: string; drop(): Promise<
 }
 
 /** A cluster of the caller's own (for tests that restart it), stopped by `stop()`. */
-export function startOwnPgCluster(): { url: string; restart(): void; stop(): void } {
+export function startOwnPgCluster(): { url: string; restart(): Promise<void>; stop(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'vhsm-pg-own-'));
   const url = execFileSync('bash', [script, 'start', dir], { encoding: 'utf8' }).trim();
   let stopped = false;
@@ -90,5 +90,8 @@ export function startOwnPgCluster(): { url: string; restart(): void; stop(): voi
     rmSync(dir, { recursive: true, force: true });
   };
   process.on('exit', stop);
-  return { url, restart: () => execFileSync('bash', [script, 'restart', dir], { stdio: 'ignore' }), stop };
+  // Asynchronous: the event loop keeps serving (and failing) requests while the cluster is down.
+  const restart = (): Promise<void> =>
+    new Promise((resolve, reject) => execFile('bash', [script, 'restart', dir], (error) => (error ? reject(error) : resolve())));
+  return { url, restart, stop };
 }
