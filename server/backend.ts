@@ -77,6 +77,12 @@ export interface StorageReads {
   keyRowId(userId: number, keyId: string): Awaitable<number | undefined>;
   wrappedKey(rowId: number): Awaitable<WrappedKeyRow | undefined>;
   listCertificates(userId: number): Awaitable<CertificateRow[]>;
+  /**
+   * What every session request checks first, in one look: whether the
+   * container is still in the user's set, and the row of the key the request
+   * names (if it names one), so the hot path pays one database round trip.
+   */
+  sessionCheck(userId: number, ctid: number, keyId: string | undefined): Awaitable<{ allowed: boolean; keyRowId: number | undefined }>;
 }
 
 /** Reads and writes inside one commit's transaction. */

@@ -50,6 +50,8 @@ export interface OpContext {
 
 export interface SessionOpContext extends OpContext {
   readonly session: Session;
+  /** The row of the key named by the request's keyId, looked up with the session check (undefined: no such key). */
+  readonly namedKey?: { readonly keyId: string; readonly rowId: number | undefined };
 }
 
 /** The success part of a Response: exactly one result member. */

@@ -129,8 +129,9 @@ export class KeyStore {
    * still the one that was unwrapped, else unwrapped now. KEY_NOT_FOUND if
    * the user has no such key; KEY_CORRUPTED if its blob fails GCM.
    */
-  async load(session: Session, keyId: string): Promise<CachedKey> {
-    const rowId = await this.reads.keyRowId(session.userId, keyId);
+  async load(session: Session, keyId: string, known?: { readonly keyId: string; readonly rowId: number | undefined }): Promise<CachedKey> {
+    // `known`: looked up a moment ago with the request's session check.
+    const rowId = known !== undefined && known.keyId === keyId ? known.rowId : await this.reads.keyRowId(session.userId, keyId);
     if (rowId === undefined) {
       session.keys.delete(keyId);
       throw new VhsmFailure('KEY_NOT_FOUND', `no key ${keyId}`);

@@ -303,12 +303,16 @@ export class VhsmServer {
     const session = sessions.lookup(request.session, ctx.sender);
     if (!session) throw new VhsmFailure('SESSION_INVALID', 'no such session here');
     // The admin may have deleted the user or removed this container meanwhile.
-    if (!(await storage.reads.isContainerAllowed(session.userId, ctx.sender.ctid))) {
+    const namedKeyId = 'keyId' in request && typeof request.keyId === 'string' ? request.keyId : undefined;
+    const check = await storage.reads.sessionCheck(session.userId, ctx.sender.ctid, namedKeyId);
+    if (!check.allowed) {
       sessions.closeSession(session);
       throw new VhsmFailure('SESSION_INVALID', 'no such session here');
     }
     ctx.audit.user = session.username;
-    return (handler.run as (c: OpContext & { session: typeof session }, r: ValidRequest) => Promise<OpResult>)({ ...ctx, session }, request);
+    const namedKey = namedKeyId === undefined ? undefined : { keyId: namedKeyId, rowId: check.keyRowId };
+    type Ctx = OpContext & { session: typeof session; namedKey: typeof namedKey };
+    return (handler.run as (c: Ctx, r: ValidRequest) => Promise<OpResult>)({ ...ctx, session, namedKey }, request);
   }
 
   private toFailure(error: unknown, op: string): VhsmFailure {

@@ -118,6 +118,11 @@ export class SqliteReads implements StorageReads {
     return raw && toWrapped(raw);
   }
 
+  sessionCheck(userId: number, ctid: number, keyId: string | undefined): { allowed: boolean; keyRowId: number | undefined } {
+    const allowed = this.isContainerAllowed(userId, ctid);
+    return { allowed, keyRowId: allowed && keyId !== undefined ? this.keyRowId(userId, keyId) : undefined };
+  }
+
   listCertificates(userId: number): CertificateRow[] {
     const rows = prepared(this.db, 'SELECT cert_id, object_id, label, der, created_ms FROM certificates WHERE user_id = ? ORDER BY cert_id').all(userId) as {
       cert_id: string;

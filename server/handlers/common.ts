@@ -18,7 +18,7 @@ import { toKeyInfo } from './convert.js';
 /** Loads the key the request is about (and names it in the audit row). */
 export function loadedKey(ctx: SessionOpContext, keyId: string): Promise<CachedKey> {
   ctx.audit.keyId = keyId;
-  return ctx.services.keys.load(ctx.session, keyId);
+  return ctx.services.keys.load(ctx.session, keyId, ctx.namedKey);
 }
 
 /** Loads the key and checks it may be used for `usage` (a KeyUsage value). */

@@ -141,6 +141,17 @@ export class PgReads implements StorageReads {
     return raw && toWrapped(raw);
   }
 
+  async sessionCheck(userId: number, ctid: number, keyId: string | undefined): Promise<{ allowed: boolean; keyRowId: number | undefined }> {
+    const row = (
+      await this.db.query<{ allowed: boolean; key_row: number | null }>(
+        `SELECT EXISTS (SELECT 1 FROM user_containers WHERE user_id = $1 AND container = $2) AS allowed,
+                (SELECT id FROM keys WHERE user_id = $1 AND key_id = $3) AS key_row`,
+        [userId, ctid, keyId ?? null],
+      )
+    ).rows[0]!;
+    return { allowed: row.allowed, keyRowId: row.key_row ?? undefined };
+  }
+
   async listCertificates(userId: number): Promise<CertificateRow[]> {
     const result = await this.db.query<{ cert_id: string; object_id: Buffer; label: string; der: Buffer; created_ms: number }>(
       'SELECT cert_id, object_id, label, der, created_ms FROM certificates WHERE user_id = $1 ORDER BY cert_id',
@@ -255,7 +266,7 @@ export class PgBackend implements StorageBackend {
   }
 
   openCommits(options: CommitQueueOptions): CommitQueue {
-    return new PgGroupCommit(this.store, options.serverId, options.uses, options.logger);
+    return new PgGroupCommit(this.store, options.serverId, options.uses, options.logger, options.durability);
   }
 
   async close(): Promise<void> {

@@ -11,14 +11,22 @@
  *   with that error), then that same statement, then COMMIT.
  * - One batch at a time: this server's chain is appended in order, and a
  *   busy server sends bigger batches rather than more round trips.
- * - COMMIT returning is the durability point (synchronous_commit=on), for
- *   every reply: there is no "written but not yet flushed" state to track.
+ * - Durability, as on SQLite: a batch with changes commits with
+ *   synchronous_commit=on (its replies leave once PostgreSQL flushed the WAL,
+ *   and reached synchronous standbys). A batch of read-only requests'
+ *   audit rows under 'changes' (the default) commits with
+ *   synchronous_commit=off: committed and visible before the replies, so it
+ *   survives kill -9 of this server; a crash of PostgreSQL itself can lose
+ *   the last 3 × wal_writer_delay of them (set wal_writer_delay = 10ms to
+ *   match SQLite's 10 ms). Under 'all' every batch waits for the flush.
+ *   A later synchronous commit flushes every earlier WAL record too, so a
+ *   change is never durable while an earlier read's row is not.
  * - The database unreachable: the batch's requests fail with
  *   StorageUnavailable (UNAVAILABLE to clients), their use counts are kept
  *   for the next batch, and the next batch tries again on a fresh connection.
  */
 import type { AuditRecord } from '../audit.js';
-import type { Change, CommitQueue } from '../backend.js';
+import type { Change, CommitQueue, Durability } from '../backend.js';
 import type { KeyUse, KeyUses } from '../key-uses.js';
 import type { Logger } from '../log.js';
 import { appendChainRows, ChainConflict, readChainHead, type ChainHead } from './audit.js';
@@ -48,6 +56,7 @@ export class PgGroupCommit implements CommitQueue {
     private readonly chain: string,
     private readonly uses: KeyUses,
     private readonly logger: Logger,
+    private readonly durability: Durability = 'changes',
   ) {}
 
   enqueue(record: AuditRecord): Promise<void> {
@@ -123,6 +132,8 @@ export class PgGroupCommit implements CommitQueue {
           }
           await this.append(client, items.filter((item) => !failed.has(item)), uses);
         });
+      } else if (this.durability === 'changes') {
+        await this.append({ query: (text, params) => this.store.queryUnflushed(text, params) }, items, uses);
       } else {
         await this.append(this.store, items, uses);
       }

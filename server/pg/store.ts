@@ -94,6 +94,7 @@ function unavailable(error: unknown): unknown {
 export class PgStore {
   readonly kind = 'postgres';
   private closed = false;
+  private asyncPool: pg.Pool | undefined;
 
   private constructor(
     readonly pool: pg.Pool,
@@ -140,6 +141,28 @@ export class PgStore {
     }
   }
 
+  /**
+   * One statement committed with synchronous_commit=off: visible at once and
+   * in PostgreSQL's WAL buffers, flushed by its WAL writer within
+   * 3 × wal_writer_delay. For audit-only batches under durability 'changes'
+   * (the SQLite policy's "read-only replies once their row is in the WAL").
+   */
+  async queryUnflushed<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, params: readonly unknown[] = []): Promise<pg.QueryResult<R>> {
+    this.asyncPool ??= this.makeAsyncPool();
+    try {
+      return await this.asyncPool.query<R>(text, params as unknown[]);
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
+  private makeAsyncPool(): pg.Pool {
+    const options = this.pool.options;
+    const pool = new pg.Pool({ ...options, max: 2, options: `${options.options ?? ''} -c synchronous_commit=off`.trim() });
+    pool.on('error', () => undefined);
+    return pool;
+  }
+
   /** Runs `fn` in one transaction on one connection: all of it commits, or none. */
   async tx<T>(fn: (client: Queryable) => Promise<T>, isolation: 'READ COMMITTED' | 'SERIALIZABLE' = 'READ COMMITTED'): Promise<T> {
     let client: pg.PoolClient;
@@ -166,6 +189,7 @@ export class PgStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.asyncPool?.end();
     await this.pool.end();
   }
 
