@@ -190,8 +190,13 @@ const cli = yargs(hideBin(process.argv))
       let created = false;
       const passwordFile = global.dbPasswordFile === undefined ? {} : { passwordFile: global.dbPasswordFile };
       if (isPostgresUrl(db)) {
-        const store = await openAdminStore(db, { create: true, ...passwordFile });
-        await store.close();
+        try {
+          await (await openAdminStore(db, passwordFile)).close(); // exists: brought up to date
+        } catch (error) {
+          if (!(error instanceof StorageError && error.code === 'NOT_FOUND')) throw error;
+          await (await openAdminStore(db, { create: true, ...passwordFile })).close();
+          created = true;
+        }
       } else {
         mkdirSync(dirname(db), { recursive: true, mode: 0o700 });
         try {
