@@ -12,7 +12,7 @@
 set -euo pipefail
 cmd=${1:?usage: pg-cluster.sh start|stop|restart DIR}
 dir=${2:?usage: pg-cluster.sh start|stop|restart DIR}
-bin=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+bin=${PG_BIN:-$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}
 [ -x "$bin/pg_ctl" ] || { echo "pg-cluster: no PostgreSQL server binaries (apt-get install postgresql-15)" >&2; exit 1; }
 as_owner() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi
@@ -21,7 +21,7 @@ data="$dir/data"
 case "$cmd" in
   start)
     mkdir -p "$dir"
-    [ "$(id -u)" -eq 0 ] && chown nobody:nogroup "$dir"
+    if [ "$(id -u)" -eq 0 ]; then chown nobody:nogroup "$dir"; fi
     if [ ! -d "$data" ]; then
       as_owner "$bin/initdb" -D "$data" -U vhsm --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }
@@ -37,7 +37,7 @@ case "$cmd" in
     echo "postgres://vhsm@localhost/vhsm?host=$dir"
     ;;
   stop)
-    [ -d "$data" ] && as_owner "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+    if [ -d "$data" ]; then as_owner "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true; fi
     ;;
   restart)
     as_owner "$bin/pg_ctl" -D "$data" -m fast -w -t 60 restart \
