@@ -17,6 +17,11 @@
  *
  *   node dist/bench/host.js '{"softhsm": {...}, "quick": false}'
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   constants,
   createCipheriv,
@@ -43,7 +48,7 @@ const opts = options({
   softhsm: null as SoftHsmSetup | null,
   clients: [1, 2, 16],
   ops: [...HOST_OPS] as HostOp[],
-  configs: ['disk', 'tmpfs', 'strict'] as VhsmConfigName[],
+  configs: ['disk', 'tmpfs', 'strict', 'pg'] as VhsmConfigName[],
   quick: false,
 });
 
@@ -156,12 +161,26 @@ async function measureRaw(op: RawOp, clients: number, window: Window, isLogin: b
  * nothing, to separate CPU from the disk; (b'') DB on disk with
  * durability 'all': every reply waits for its audit row's fsync.
  */
-type VhsmConfigName = 'disk' | 'tmpfs' | 'strict';
-const VHSM_CONFIGS: Record<VhsmConfigName, { readonly column: string; readonly medium: DbMedium; readonly durability: Durability }> = {
+type VhsmConfigName = 'disk' | 'tmpfs' | 'strict' | 'pg';
+const VHSM_CONFIGS: Record<VhsmConfigName, { readonly column: string; readonly medium: DbMedium | 'postgres'; readonly durability: Durability }> = {
   disk: { column: 'b', medium: 'disk', durability: 'changes' },
   tmpfs: { column: 'bTmpfs', medium: 'tmpfs', durability: 'changes' },
   strict: { column: 'bStrict', medium: 'disk', durability: 'all' },
+  // (b_pg) the same server on PostgreSQL: a throwaway cluster on a Unix socket, its data on disk (scripts/pg-cluster.sh).
+  pg: { column: 'bPg', medium: 'postgres', durability: 'changes' },
 };
+
+/** The bench's PostgreSQL database: a cluster started for this run, stopped at exit. */
+function benchDatabase(): DbMedium {
+  const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'scripts', 'pg-cluster.sh');
+  const dir = mkdtempSync(join(tmpdir(), 'vhsm-bench-pg-'));
+  const url = execFileSync('bash', [script, 'start', dir], { encoding: 'utf8' }).trim();
+  process.on('exit', () => {
+    execFileSync('bash', [script, 'stop', dir], { stdio: 'ignore' });
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return url as DbMedium;
+}
 
 interface Vhsm {
   readonly config: VhsmConfigName;
@@ -183,7 +202,7 @@ const KEY_TYPE_OF: Record<Exclude<HostOp, 'login'>, string> = {
 
 async function startVhsm(config: VhsmConfigName): Promise<Vhsm> {
   const { medium, durability } = VHSM_CONFIGS[config];
-  const server = await startBenchServer(medium, [BENCH_USER, LOGIN_USER], { durability });
+  const server = await startBenchServer(medium === 'postgres' ? benchDatabase() : medium, [BENCH_USER, LOGIN_USER], { durability });
   const sessions: VhsmSession[] = [];
   for (let i = 0; i < MAX_CLIENTS; i++) {
     const client = await server.client(1000 + i, 5000 + i);
@@ -288,6 +307,7 @@ async function main(): Promise<void> {
       const b = best(samples.b ?? []);
       const bTmpfs = best(samples.bTmpfs ?? []);
       const bStrict = best(samples.bStrict ?? []);
+      const bPg = best(samples.bPg ?? []);
       const c = best(samples.c ?? []);
       result('host', {
         op,
@@ -296,6 +316,7 @@ async function main(): Promise<void> {
         b: b?.perSecond,
         bTmpfs: bTmpfs?.perSecond,
         bStrict: bStrict?.perSecond,
+        bPg: bPg?.perSecond,
         c: c?.perSecond,
         ...(c?.failedLogins !== undefined ? { cFailedLogins: c.failedLogins } : {}),
         ...(cErrors.length > 0 ? { cErrors } : {}),
@@ -304,6 +325,7 @@ async function main(): Promise<void> {
         ratioTmpfsA: a && bTmpfs ? bTmpfs.perSecond / a.perSecond : undefined,
         ratioTmpfsC: c && bTmpfs ? bTmpfs.perSecond / c.perSecond : undefined,
         ratioStrictA: a && bStrict ? bStrict.perSecond / a.perSecond : undefined,
+        ratioPgB: b && bPg ? bPg.perSecond / b.perSecond : undefined,
         unsupported: vhsms[0]?.unsupported[op],
         samples: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.map((s) => Math.round(s.perSecond))])),
       });

@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   STREAM_NOT_FOUND: 22,
   OBJECT_NOT_FOUND: 23,
   NOT_ALLOWED: 24,
+  UNAVAILABLE: 25,
 } as const;
 export type ErrorCodeName = keyof typeof ERROR_CODES;
 

@@ -279,8 +279,10 @@ function hostTable() {
     fmtRatio(r.ratioTmpfsA),
     fmtRatio(r.ratioTmpfsC),
     fmtRatio(r.ratioStrictA),
+    fmtRate(r.bPg),
+    fmtRatio(r.ratioPgB),
   ]);
-  return table(['operation', 'clients', '(a) node:crypto/s', '(b) VHSM/s', "(b') tmpfs/s", "(b'') fsync each/s", '(c) SoftHSM2/s', 'b/a', 'b/c', "b'/a", "b'/c", "b''/a"], rows);
+  return table(['operation', 'clients', '(a) node:crypto/s', '(b) VHSM/s', "(b') tmpfs/s", "(b'') fsync each/s", '(c) SoftHSM2/s', 'b/a', 'b/c', "b'/a", "b'/c", "b''/a", '(b_pg) PostgreSQL/s', 'b_pg/b'], rows);
 }
 
 function vmTable() {

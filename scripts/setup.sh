@@ -16,14 +16,15 @@ cd "$(dirname "$0")/.."
 # valgrind, and the consumers its tests drive (OpenSC's pkcs11-tool,
 # the OpenSSL engine, GnuTLS p11tool, pam_p11 + pamtester + wrappers,
 # OpenSSH client and sshd (run as sshd -i by the tests), gdb's gcore,
-# Java keytool).
+# Java keytool). PostgreSQL 15: the many-hosts storage backend
+# (scripts/pg-cluster.sh runs a throwaway cluster for the host tests).
 pkgs=(linux-image-amd64 linux-headers-amd64 qemu-system-x86 busybox-static
       kmod cmake g++ make iproute2 util-linux openssl xz-utils zstd dwarves
       dkms lxc shellcheck sparse
       pkg-config protobuf-c-compiler libprotobuf-c-dev libmnl-dev libp11-kit-dev
       clang libclang-rt-14-dev valgrind binutils opensc libengine-pkcs11-openssl gnutls-bin
       libpam-p11 pamtester libpam-wrapper libnss-wrapper openssh-client openssh-server gdb
-      openjdk-17-jre-headless)
+      openjdk-17-jre-headless postgresql-15 postgresql-client-15)
 headers612() {
   apt-cache search --names-only '^linux-headers-6\.12\.[0-9]+\+deb12-amd64$' 2>/dev/null | awk '{print $1}' | sort -V | tail -n 1
 }

@@ -13,8 +13,9 @@
 //   VHSM_VM_TESTS=transport-echo  run only VM test files with that prefix
 //   VHSM_VM_VERBOSE=1             print every VM test file's TAP output, not only failures
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { runFiles, formatResult } from './lib/tap-files.mjs';
 import { runInVm, installedKernels, defaultKernel, pruneRuns, repoRoot } from '../vm/vm.mjs';
 
@@ -46,6 +47,12 @@ function buildModule(kver) {
   return join(dir, 'vhsm_transport.ko');
 }
 
+/** Host suites that run a second time with every fixture on PostgreSQL. */
+const PG_SUITES = [
+  'server-acceptance', 'server-attacks', 'server-malformed', 'server-bruteforce', 'server-lifecycle',
+  'server-password-change', 'server-public-objects', 'server-cancel', 'server-wipe', 'client-', 'crypto-', 'cli-objects',
+];
+
 const totals = { pass: 0, fail: 0, files: 0 };
 const failures = [];
 function count(r, label) {
@@ -63,6 +70,14 @@ if (!args.has('--no-build')) {
 
 if (wantHost) {
   log('== host tests');
+  // One throwaway PostgreSQL cluster for every host test file (test/host/helpers/pg.ts).
+  const pgDir = mkdtempSync(join(tmpdir(), 'vhsm-pg-'));
+  process.env.VHSM_TEST_PG_URL = execFileSync('bash', ['scripts/pg-cluster.sh', 'start', pgDir], { cwd: repoRoot, encoding: 'utf8' }).trim();
+  process.env.VHSM_TEST_PG_DIR = pgDir;
+  process.on('exit', () => {
+    execFileSync('bash', ['scripts/pg-cluster.sh', 'stop', pgDir], { cwd: repoRoot, stdio: 'ignore' });
+    rmSync(pgDir, { recursive: true, force: true });
+  });
   const dir = join(repoRoot, 'dist/test/host');
   const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort().map((f) => join(dir, f)) : [];
   const results = await runFiles(files, {
@@ -74,6 +89,20 @@ if (wantHost) {
     },
   });
   for (const r of results) count(r, 'host/');
+
+  // The server suites again, on PostgreSQL (test/host/helpers/fixture.ts testBackend()).
+  log('== host tests on PostgreSQL');
+  const pgFiles = files.filter((f) => PG_SUITES.some((prefix) => basename(f).startsWith(prefix)));
+  const pgResults = await runFiles(pgFiles, {
+    concurrency: 2,
+    cwd: repoRoot,
+    env: { VHSM_TEST_BACKEND: 'postgres' },
+    onResult: (r) => {
+      log(formatResult(r, '[host/pg] '));
+      if (r.fail) log(r.output);
+    },
+  });
+  for (const r of pgResults) count(r, 'host/pg/');
 }
 
 if (wantVm) {

@@ -17,14 +17,14 @@
  *   session does not buy an attacker more guesses.
  */
 import { randomBytes } from 'node:crypto';
-import type Database from 'better-sqlite3';
+import type { Change, StorageReads } from './backend.js';
 import type { ErrorCodeName } from '../proto/index.js';
 import { VhsmFailure } from './errors.js';
 import type { FairScheduler } from './fairness.js';
 import { deriveMasterKey } from './kdf.js';
 import { unwrapKey } from './keywrap.js';
 import { FailureLedger, type LoginSubject } from './lockout.js';
-import { findUserByName, isContainerAllowed, openAuthKey, replaceAuthKey, sealAuthKey, type UserRow } from './users.js';
+import { openAuthKey, sealAuthKey, type UserRow } from './users.js';
 
 export interface AuthenticatedUser {
   readonly userId: number;
@@ -32,10 +32,10 @@ export interface AuthenticatedUser {
   /** Owned by the caller: hand it to a session or zero it. */
   readonly authKey: Buffer;
   /** Clears the failure counters; a DB write, so run it inside the login's commit. */
-  readonly resetFailures: () => void;
+  readonly resetFailures: Change;
 }
 
-export type AuditedCommit = (change: () => void, result: 'OK' | ErrorCodeName) => Promise<void>;
+export type AuditedCommit = (change: Change, result: 'OK' | ErrorCodeName) => Promise<void>;
 
 export interface LoginAttempt {
   readonly username: string;
@@ -67,7 +67,7 @@ export class Authenticator {
   private readonly dummyAad = Buffer.from('vhsm/dummy');
 
   constructor(
-    private readonly db: Database.Database,
+    private readonly reads: StorageReads,
     private readonly ledger: FailureLedger,
     private readonly kdfLane: FairScheduler,
     /**
@@ -82,7 +82,7 @@ export class Authenticator {
   async authenticate(attempt: LoginAttempt, commit: AuditedCommit): Promise<AuthenticatedUser> {
     return this.oneAtATime(attemptKey(attempt.username, attempt.ctid), async () => {
       const { user, subject, authKey } = await this.verify(attempt, commit);
-      return { userId: user.id, username: user.name, authKey, resetFailures: () => this.ledger.reset(subject, attempt.ctid) };
+      return { userId: user.id, username: user.name, authKey, resetFailures: (tx) => this.ledger.reset(tx, subject, attempt.ctid) };
     });
   }
 
@@ -100,11 +100,11 @@ export class Authenticator {
         if (user.id !== change.userId) throw new VhsmFailure('SESSION_INVALID', 'no such session here');
         const iterations = Math.max(user.kdfIterations, this.serverIterations);
         const sealed = await this.inKdfLane(change.ctid, () => sealAuthKey(user.id, authKey, change.newPassword, iterations));
-        await commit(() => {
-          if (!replaceAuthKey(this.db, user.id, user.wrappedAuthKey, sealed, this.clock())) {
+        await commit(async (tx) => {
+          if (!(await tx.replaceAuthKey(user.id, user.wrappedAuthKey, sealed, this.clock()))) {
             throw new VhsmFailure('BAD_CREDENTIALS', 'the password was changed meanwhile; this change was not made');
           }
-          this.ledger.reset(subject, change.ctid);
+          await this.ledger.reset(tx, subject, change.ctid);
         }, 'OK');
       } finally {
         authKey.fill(0);
@@ -114,10 +114,10 @@ export class Authenticator {
 
   /** Gate, derivation, then the checks; a failure is committed before it is thrown. Run inside oneAtATime. */
   private async verify(attempt: LoginAttempt, commit: AuditedCommit): Promise<Verified> {
-    const user = findUserByName(this.db, attempt.username);
+    const user = await this.reads.findUser(attempt.username);
     const subject: LoginSubject = user ? { userId: user.id, name: user.name } : { userId: undefined, name: attempt.username };
 
-    const gate = this.ledger.gate(subject, attempt.ctid, this.clock());
+    const gate = await this.ledger.gate(subject, attempt.ctid, this.clock());
     if (!gate.allowed) {
       if (gate.code === 'LOCKED_OUT') throw new VhsmFailure('LOCKED_OUT', 'too many failed logins from this container; an administrator must unlock');
       throw new VhsmFailure('LOGIN_THROTTLED', 'too many failed logins; retry later', gate.retryAfterMs);
@@ -127,11 +127,11 @@ export class Authenticator {
     // The failure is on disk before the caller hears about it (and before the next attempt runs).
     const failWith = async (code: 'BAD_CREDENTIALS' | 'CONTAINER_NOT_ALLOWED', message: string): Promise<never> => {
       authKey?.fill(0);
-      await commit(() => void this.ledger.recordFailure(subject, attempt.ctid, this.clock()), code);
+      await commit(async (tx) => void (await this.ledger.recordFailure(tx, subject, attempt.ctid, this.clock())), code);
       throw new VhsmFailure(code, message);
     };
     if (!user || !authKey) return failWith('BAD_CREDENTIALS', 'unknown user or wrong password');
-    if (!isContainerAllowed(this.db, user.id, attempt.ctid)) return failWith('CONTAINER_NOT_ALLOWED', 'this container may not log in as this user');
+    if (!(await this.reads.isContainerAllowed(user.id, attempt.ctid))) return failWith('CONTAINER_NOT_ALLOWED', 'this container may not log in as this user');
     return { user, subject, authKey };
   }
 

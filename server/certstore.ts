@@ -9,9 +9,8 @@
  * count: MAX_CERTIFICATE_LIST_BYTES leaves room on the first page for the
  * cursor and at least one public key, whatever the certificates are.
  */
-import type Database from 'better-sqlite3';
+import type { StorageReads, StorageTx } from './backend.js';
 import { VhsmFailure } from './errors.js';
-import { prepared } from './sql.js';
 
 /** What a user's certificates may take in the first page of the listing. */
 export const MAX_CERTIFICATE_LIST_BYTES = 28 * 1024;
@@ -32,54 +31,27 @@ export interface CertificateRow {
   readonly createdMs: number;
 }
 
-interface RawCertificateRow {
-  cert_id: string;
-  object_id: Buffer;
-  label: string;
-  der: Buffer;
-  created_ms: number;
-}
-
 /** Bytes a certificate takes in the listing's first page (an upper bound). */
 export function listedBytes(objectIdBytes: number, labelBytes: number, derBytes: number): number {
   return objectIdBytes + labelBytes + derBytes + CERTIFICATE_FRAMING_BYTES;
 }
 
 export class CertificateStore {
-  constructor(private readonly db: Database.Database) {}
+  constructor(private readonly reads: StorageReads) {}
 
   /** All of the user's certificates, in cert_id order. */
-  list(userId: number): CertificateRow[] {
-    const rows = prepared(this.db, 'SELECT cert_id, object_id, label, der, created_ms FROM certificates WHERE user_id = ? ORDER BY cert_id').all(
-      userId,
-    ) as RawCertificateRow[];
-    return rows.map((row) => ({ certId: row.cert_id, objectId: row.object_id, label: row.label, der: row.der, createdMs: row.created_ms }));
+  async list(userId: number): Promise<CertificateRow[]> {
+    return this.reads.listCertificates(userId);
   }
 
-  /** Stores a certificate; call inside a write transaction. RESOURCE_EXHAUSTED beyond `maxCount` or the listing budget. */
-  insert(userId: number, cert: CertificateRow, maxCount: number): void {
-    const used = prepared(
-      this.db,
-      `SELECT count(*) AS n, coalesce(sum(length(object_id) + length(CAST(label AS BLOB)) + length(der)), 0) AS bytes
-       FROM certificates WHERE user_id = ?`,
-    ).get(userId) as { n: number; bytes: number };
-    if (used.n >= maxCount) throw new VhsmFailure('RESOURCE_EXHAUSTED', `certificate limit reached for this user (${maxCount})`);
-    const listed = used.bytes + used.n * CERTIFICATE_FRAMING_BYTES + listedBytes(cert.objectId.length, Buffer.byteLength(cert.label), cert.der.length);
+  /** Stores a certificate inside a commit. RESOURCE_EXHAUSTED beyond `maxCount` or the listing budget. */
+  async insert(tx: StorageTx, userId: number, cert: CertificateRow, maxCount: number): Promise<void> {
+    const used = await tx.certificateUsage(userId);
+    if (used.count >= maxCount) throw new VhsmFailure('RESOURCE_EXHAUSTED', `certificate limit reached for this user (${maxCount})`);
+    const listed = used.bytes + used.count * CERTIFICATE_FRAMING_BYTES + listedBytes(cert.objectId.length, Buffer.byteLength(cert.label), cert.der.length);
     if (listed > MAX_CERTIFICATE_LIST_BYTES) {
       throw new VhsmFailure('RESOURCE_EXHAUSTED', `this user's certificates would exceed ${MAX_CERTIFICATE_LIST_BYTES} bytes (they are all listed in one reply)`);
     }
-    prepared(this.db, 'INSERT INTO certificates (user_id, cert_id, object_id, label, der, created_ms) VALUES (?, ?, ?, ?, ?, ?)').run(
-      userId,
-      cert.certId,
-      cert.objectId,
-      cert.label,
-      cert.der,
-      cert.createdMs,
-    );
-  }
-
-  /** Deletes; call inside a write transaction. False when the user has no such certificate. */
-  delete(userId: number, certId: string): boolean {
-    return prepared(this.db, 'DELETE FROM certificates WHERE user_id = ? AND cert_id = ?').run(userId, certId).changes === 1;
+    await tx.insertCertificate(userId, cert);
   }
 }

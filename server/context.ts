@@ -6,11 +6,10 @@
 import type { ErrorCodeName, OperationName, pb } from '../proto/index.js';
 import type { SenderIdentity } from '../transport/types.js';
 import type { Authenticator } from './auth.js';
+import type { Change, CommitQueue, StorageBackend } from './backend.js';
 import type { CertificateStore } from './certstore.js';
-import type { GroupCommit } from './group-commit.js';
 import type { KeyStore } from './keystore.js';
 import type { Session, SessionTable } from './sessions.js';
-import type { Store } from './storage.js';
 import type { OpRequest } from './validate.js';
 
 export interface ServerLimits {
@@ -25,12 +24,12 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = {
 };
 
 export interface ServerServices {
-  readonly store: Store;
+  readonly storage: StorageBackend;
   readonly sessions: SessionTable;
   readonly keys: KeyStore;
   readonly certificates: CertificateStore;
   readonly auth: Authenticator;
-  readonly commits: GroupCommit;
+  readonly commits: CommitQueue;
   readonly limits: ServerLimits;
   readonly clock: () => number;
 }
@@ -46,11 +45,13 @@ export interface OpContext {
    * durable; rejects with the change's own error, which is then audited as
    * the request's result instead.
    */
-  commit(change: () => void, result?: 'OK' | ErrorCodeName): Promise<void>;
+  commit(change: Change, result?: 'OK' | ErrorCodeName): Promise<void>;
 }
 
 export interface SessionOpContext extends OpContext {
   readonly session: Session;
+  /** The row of the key named by the request's keyId, looked up with the session check (undefined: no such key). */
+  readonly namedKey?: { readonly keyId: string; readonly rowId: number | undefined };
 }
 
 /** The success part of a Response: exactly one result member. */

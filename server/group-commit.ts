@@ -19,35 +19,41 @@
  *
  * Each state change runs in its own savepoint: one that throws (e.g.
  * KEY_EXISTS) is rolled back alone, its request fails with that error, and
- * the rest of the batch commits.
+ * the rest of the batch commits. Changes are written against the async
+ * storage seam (backend.ts) but SQLite answers them synchronously, so a
+ * batch with changes finishes within one macrotask; a batch without any
+ * (signatures, the hot path) never leaves the synchronous path.
  */
 import { appendAuditRows, type AuditRecord } from './audit.js';
+import type { Change, CommitQueue, Durability, StorageTx } from './backend.js';
 import type { Checkpointer } from './checkpointer.js';
 import type { KeyUses } from './key-uses.js';
 import { prepared } from './sql.js';
 import type { Store } from './storage.js';
 import type { WalSync } from './wal-sync.js';
 
-/** Which replies wait for an fsync: only those of state changes, or all. */
-export type Durability = 'changes' | 'all';
+export type { Durability } from './backend.js';
 
 interface Item {
   readonly record: AuditRecord;
   /** A state change to commit with the record; undefined for audit-only items. */
-  readonly change: (() => void) | undefined;
+  readonly change: Change | undefined;
   resolve(): void;
   reject(error: unknown): void;
 }
 
-export class GroupCommit {
+export class GroupCommit implements CommitQueue {
   private items: Item[] = [];
   private scheduled = false;
+  /** A batch with changes still running (its transaction is open). */
+  private running: Promise<void> | undefined;
   /** Generation (WalSync.written) of the last batch that changed state. */
   private lastChange = 0;
   private usesTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: Store,
+    private readonly tx: StorageTx,
     private readonly wal: WalSync,
     private readonly checkpointer: Checkpointer,
     private readonly uses: KeyUses,
@@ -64,7 +70,7 @@ export class GroupCommit {
    * rejects with the change's own error (then nothing of it was written and
    * the record was dropped: the caller audits the failure instead).
    */
-  commit(change: () => void, record: AuditRecord): Promise<void> {
+  commit(change: Change, record: AuditRecord): Promise<void> {
     return this.add(record, change);
   }
 
@@ -82,6 +88,11 @@ export class GroupCommit {
 
   /** Writes everything queued now; `allUses` also writes use counts before their interval is up (stop). */
   flush(allUses = false): void {
+    if (this.running) {
+      // The previous batch's transaction is still open: this one follows it.
+      void this.running.then(() => this.flush(allUses));
+      return;
+    }
     this.scheduled = false;
     const items = this.items;
     this.items = [];
@@ -95,28 +106,67 @@ export class GroupCommit {
     const uses = this.uses.take(allUses);
     if (items.length === 0 && uses === undefined) return;
 
+    if (!items.some((item) => item.change)) {
+      let error: unknown;
+      try {
+        this.store.write(() => this.writeRecords(items, uses));
+      } catch (caught) {
+        error = caught ?? new Error('commit failed');
+      }
+      this.finish(items, new Map(), uses, error);
+      return;
+    }
+    this.running = this.writeWithChanges(items, uses).finally(() => (this.running = undefined));
+  }
+
+  private async writeWithChanges(items: Item[], uses: ReturnType<KeyUses['take']>): Promise<void> {
     const failed = new Map<Item, unknown>();
+    const db = this.store.db;
+    let error: unknown;
     try {
-      this.store.write(() => {
-        const records: AuditRecord[] = [];
+      db.exec('BEGIN IMMEDIATE');
+      try {
         for (const item of items) {
-          if (item.change) {
-            try {
-              this.store.db.transaction(item.change)(); // nested: a savepoint
-            } catch (error) {
-              failed.set(item, error);
-              continue;
-            }
+          if (!item.change) continue;
+          db.exec('SAVEPOINT change');
+          try {
+            await item.change(this.tx);
+            db.exec('RELEASE change');
+          } catch (caught) {
+            db.exec('ROLLBACK TO change');
+            db.exec('RELEASE change');
+            failed.set(item, caught);
           }
-          records.push(item.record);
         }
-        appendAuditRows(this.store.db, records);
-        if (uses) {
-          const bump = prepared(this.store.db, 'UPDATE keys SET use_count = use_count + ?, last_used_ms = max(last_used_ms, ?) WHERE id = ?');
-          for (const [id, use] of uses) bump.run(use.count, use.lastUsedMs, id);
-        }
-      });
-    } catch (error) {
+        this.writeRecords(
+          items.filter((item) => !failed.has(item)),
+          uses,
+        );
+        db.exec('COMMIT');
+      } catch (caught) {
+        if (db.inTransaction) db.exec('ROLLBACK');
+        throw caught;
+      }
+    } catch (caught) {
+      error = caught ?? new Error('commit failed');
+    }
+    this.finish(items, failed, uses, error);
+  }
+
+  private writeRecords(items: readonly Item[], uses: ReturnType<KeyUses['take']>): void {
+    appendAuditRows(
+      this.store.db,
+      items.map((item) => item.record),
+    );
+    if (uses) {
+      const bump = prepared(this.store.db, 'UPDATE keys SET use_count = use_count + ?, last_used_ms = max(last_used_ms, ?) WHERE id = ?');
+      for (const [id, use] of uses) bump.run(use.count, use.lastUsedMs, id);
+    }
+  }
+
+  /** Answers a written (or failed) batch, each reply after what it must wait for. */
+  private finish(items: Item[], failed: Map<Item, unknown>, uses: ReturnType<KeyUses['take']>, error: unknown): void {
+    if (error !== undefined) {
       if (uses) this.uses.restore(uses);
       for (const item of items) item.reject(error);
       return;
@@ -153,12 +203,14 @@ export class GroupCommit {
   async close(): Promise<void> {
     clearTimeout(this.usesTimer);
     this.usesTimer = undefined;
+    await this.running;
     this.flush(true);
+    await this.running;
     await this.wal.close();
     await this.checkpointer.close();
   }
 
-  private add(record: AuditRecord, change: (() => void) | undefined): Promise<void> {
+  private add(record: AuditRecord, change: Change | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
       this.items.push({ record, change, resolve, reject });
       this.schedule();

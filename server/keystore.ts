@@ -6,14 +6,13 @@
  * Every lookup is scoped by user id: a key id that exists for another user
  * is "not found", exactly like one that exists nowhere.
  */
-import type Database from 'better-sqlite3';
 import { userKeyAad } from './aad.js';
+import type { KeyMetaRow, StorageReads, StorageTx, WrappedKeyRow } from './backend.js';
 import { keyTypeSpec, spkiDerOf, type KeyTypeSpec } from './crypto/engine.js';
 import { VhsmFailure } from './errors.js';
 import type { KeyUses } from './key-uses.js';
 import { unwrapKey, wrapKey } from './keywrap.js';
 import type { CachedKey, Session } from './sessions.js';
-import { prepared } from './sql.js';
 
 export interface KeyMeta {
   readonly rowId: number;
@@ -28,34 +27,19 @@ export interface KeyMeta {
   readonly useCount: number;
 }
 
-interface RawKeyRow {
-  id: number;
-  key_id: string;
-  key_type: number;
-  label: string;
-  usages: number;
-  extractable: number;
-  length_bytes: number;
-  created_ms: number;
-  last_used_ms: number;
-  use_count: number;
-}
-
-const META_COLUMNS = 'id, key_id, key_type, label, usages, extractable, length_bytes, created_ms, last_used_ms, use_count';
-
-function toMeta(raw: RawKeyRow, uses: KeyUses): KeyMeta {
-  const pending = uses.pendingFor(raw.id);
+function toMeta(row: KeyMetaRow, uses: KeyUses): KeyMeta {
+  const pending = uses.pendingFor(row.id);
   return {
-    rowId: raw.id,
-    keyId: raw.key_id,
-    keyType: raw.key_type,
-    label: raw.label,
-    usages: raw.usages,
-    extractable: raw.extractable !== 0,
-    lengthBytes: raw.length_bytes,
-    createdMs: raw.created_ms,
-    lastUsedMs: Math.max(raw.last_used_ms, pending?.lastUsedMs ?? 0),
-    useCount: raw.use_count + (pending?.count ?? 0),
+    rowId: row.id,
+    keyId: row.keyId,
+    keyType: row.keyType,
+    label: row.label,
+    usages: row.usages,
+    extractable: row.extractable,
+    lengthBytes: row.lengthBytes,
+    createdMs: row.createdMs,
+    lastUsedMs: Math.max(row.lastUsedMs, pending?.lastUsedMs ?? 0),
+    useCount: row.useCount + (pending?.count ?? 0),
   };
 }
 
@@ -78,52 +62,26 @@ export interface PublicKeyRow {
   readonly spki: Buffer;
 }
 
-/** A stored row as much as unwrapping needs. */
-interface WrappedRow {
-  id: number;
-  key_id: string;
-  key_type: number;
-  usages: number;
-  extractable: number;
-  wrapped: Buffer;
-}
-
-/**
- * The key-pair types that existed before schema 2 recorded public keys; the
- * same list as migration 3's keys_missing_public index, which the backfill
- * query must match word for word to use it.
- */
-const PAIRS_BEFORE_SCHEMA_2 = '1, 2, 4, 5, 6, 7, 8, 9, 12';
-
 export class KeyStore {
   constructor(
-    private readonly db: Database.Database,
+    private readonly reads: StorageReads,
     private readonly maxCachedKeys: number,
     /** Uses not written yet, added to what the rows say. */
     private readonly uses: KeyUses,
   ) {}
 
-  meta(userId: number, keyId: string): KeyMeta | undefined {
-    const raw = prepared(this.db, `SELECT ${META_COLUMNS} FROM keys WHERE user_id = ? AND key_id = ?`).get(userId, keyId) as RawKeyRow | undefined;
-    return raw && toMeta(raw, this.uses);
+  async meta(userId: number, keyId: string): Promise<KeyMeta | undefined> {
+    const row = await this.reads.keyMeta(userId, keyId);
+    return row && toMeta(row, this.uses);
   }
 
-  list(userId: number, afterKeyId: string, limit: number): KeyMeta[] {
-    const rows = prepared(this.db, `SELECT ${META_COLUMNS} FROM keys WHERE user_id = ? AND key_id > ? ORDER BY key_id LIMIT ?`).all(
-      userId,
-      afterKeyId,
-      limit,
-    ) as RawKeyRow[];
-    return rows.map((row) => toMeta(row, this.uses));
+  async list(userId: number, afterKeyId: string, limit: number): Promise<KeyMeta[]> {
+    return (await this.reads.listKeys(userId, afterKeyId, limit)).map((row) => toMeta(row, this.uses));
   }
 
   /** Key pairs with their public keys, in key id order after `afterKeyId`. */
-  listPublic(userId: number, afterKeyId: string, limit: number): PublicKeyRow[] {
-    const rows = prepared(
-      this.db,
-      `SELECT ${META_COLUMNS}, public_key FROM keys WHERE user_id = ? AND public_key IS NOT NULL AND key_id > ? ORDER BY key_id LIMIT ?`,
-    ).all(userId, afterKeyId, limit) as (RawKeyRow & { public_key: Buffer })[];
-    return rows.map((row) => ({ meta: toMeta(row, this.uses), spki: row.public_key }));
+  async listPublic(userId: number, afterKeyId: string, limit: number): Promise<PublicKeyRow[]> {
+    return (await this.reads.listPublicKeys(userId, afterKeyId, limit)).map((row) => ({ meta: toMeta(row.meta, this.uses), spki: row.spki }));
   }
 
   /**
@@ -131,12 +89,8 @@ export class KeyStore {
    * `limit`, computed by unwrapping them with the auth key (only a login has
    * it). Rows that fail to open are left as they are: using them reports it.
    */
-  missingPublicKeys(userId: number, authKey: Buffer, limit: number): { rowId: number; spki: Buffer }[] {
-    const rows = prepared(
-      this.db,
-      `SELECT id, key_id, key_type, usages, extractable, wrapped FROM keys
-       WHERE user_id = ? AND public_key IS NULL AND key_type IN (${PAIRS_BEFORE_SCHEMA_2}) LIMIT ?`,
-    ).all(userId, limit) as WrappedRow[];
+  async missingPublicKeys(userId: number, authKey: Buffer, limit: number): Promise<{ rowId: number; spki: Buffer }[]> {
+    const rows = await this.reads.keysMissingPublic(userId, limit);
     const found: { rowId: number; spki: Buffer }[] = [];
     for (const row of rows) {
       try {
@@ -149,43 +103,25 @@ export class KeyStore {
     return found;
   }
 
-  /** Records a public key found by missingPublicKeys; call inside a write transaction. */
-  setPublicKey(rowId: number, spki: Buffer): void {
-    prepared(this.db, 'UPDATE keys SET public_key = ? WHERE id = ? AND public_key IS NULL').run(spki, rowId);
-  }
-
-  count(userId: number): number {
-    return (prepared(this.db, 'SELECT count(*) AS n FROM keys WHERE user_id = ?').get(userId) as { n: number }).n;
-  }
-
-  /** Wraps and inserts; call inside a write transaction. Throws KEY_EXISTS. */
-  insert(session: Session, key: NewKey): void {
-    if (this.meta(session.userId, key.keyId)) throw new VhsmFailure('KEY_EXISTS', `key ${key.keyId} already exists`);
+  /** Wraps and inserts inside a commit. Throws KEY_EXISTS. */
+  async insert(tx: StorageTx, session: Session, key: NewKey): Promise<void> {
+    if (await tx.keyExists(session.userId, key.keyId)) throw new VhsmFailure('KEY_EXISTS', `key ${key.keyId} already exists`);
     const spec = keyTypeSpec(key.keyType);
     if (!spec) throw new VhsmFailure('UNSUPPORTED_ALGORITHM', 'unsupported key type');
     const aad = userKeyAad({ userId: session.userId, keyId: key.keyId, keyType: key.keyType, usages: key.usages, extractable: key.extractable });
     const wrapped = wrapKey(session.authKey, key.material, aad);
-    prepared(
-      this.db,
-      `INSERT INTO keys (user_id, key_id, key_type, label, usages, extractable, length_bytes, wrapped, created_ms, public_key)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(
-      session.userId,
-      key.keyId,
-      key.keyType,
-      key.label,
-      key.usages,
-      key.extractable ? 1 : 0,
-      spec.lengthOf(key.material),
+    await tx.insertKey({
+      userId: session.userId,
+      keyId: key.keyId,
+      keyType: key.keyType,
+      label: key.label,
+      usages: key.usages,
+      extractable: key.extractable,
+      lengthBytes: spec.lengthOf(key.material),
       wrapped,
-      key.createdMs,
-      key.publicKey,
-    );
-  }
-
-  /** Deletes; call inside a write transaction. Returns false when there was no such key. */
-  delete(userId: number, keyId: string): boolean {
-    return prepared(this.db, 'DELETE FROM keys WHERE user_id = ? AND key_id = ?').run(userId, keyId).changes === 1;
+      createdMs: key.createdMs,
+      publicKey: key.publicKey,
+    });
   }
 
   /**
@@ -193,19 +129,20 @@ export class KeyStore {
    * still the one that was unwrapped, else unwrapped now. KEY_NOT_FOUND if
    * the user has no such key; KEY_CORRUPTED if its blob fails GCM.
    */
-  load(session: Session, keyId: string): CachedKey {
-    const row = prepared(this.db, 'SELECT id FROM keys WHERE user_id = ? AND key_id = ?').get(session.userId, keyId) as { id: number } | undefined;
-    if (!row) {
+  async load(session: Session, keyId: string, known?: { readonly keyId: string; readonly rowId: number | undefined }): Promise<CachedKey> {
+    // `known`: looked up a moment ago with the request's session check.
+    const rowId = known !== undefined && known.keyId === keyId ? known.rowId : await this.reads.keyRowId(session.userId, keyId);
+    if (rowId === undefined) {
       session.keys.delete(keyId);
       throw new VhsmFailure('KEY_NOT_FOUND', `no key ${keyId}`);
     }
     const cached = session.keys.get(keyId);
-    if (cached && cached.rowId === row.id) return cached;
+    if (cached && cached.rowId === rowId) return cached;
 
-    const raw = prepared(this.db, 'SELECT id, key_id, key_type, usages, extractable, wrapped FROM keys WHERE id = ?').get(row.id) as WrappedRow | undefined;
+    const raw = await this.reads.wrappedKey(rowId);
     if (!raw) throw new VhsmFailure('KEY_NOT_FOUND', `no key ${keyId}`);
     const loaded = this.withMaterial(session.userId, session.authKey, raw, (spec, material) => spec.load(material));
-    const entry: CachedKey = { rowId: raw.id, keyId, keyType: raw.key_type, usages: raw.usages, extractable: raw.extractable !== 0, loaded };
+    const entry: CachedKey = { rowId: raw.id, keyId, keyType: raw.keyType, usages: raw.usages, extractable: raw.extractable, loaded };
     if (session.keys.size >= this.maxCachedKeys) {
       const oldest = session.keys.keys().next().value;
       if (oldest !== undefined) session.keys.delete(oldest);
@@ -219,18 +156,18 @@ export class KeyStore {
    * KEY_CORRUPTED when the blob fails GCM (moved, edited, wrong owner) or
    * `use` cannot make sense of it.
    */
-  private withMaterial<T>(userId: number, authKey: Buffer, row: WrappedRow, use: (spec: KeyTypeSpec, material: Buffer) => T): T {
-    const binding = { userId, keyId: row.key_id, keyType: row.key_type, usages: row.usages, extractable: row.extractable !== 0 };
+  private withMaterial<T>(userId: number, authKey: Buffer, row: WrappedKeyRow, use: (spec: KeyTypeSpec, material: Buffer) => T): T {
+    const binding = { userId, keyId: row.keyId, keyType: row.keyType, usages: row.usages, extractable: row.extractable };
     const material = unwrapKey(authKey, row.wrapped, userKeyAad(binding));
-    const spec = keyTypeSpec(row.key_type);
+    const spec = keyTypeSpec(row.keyType);
     if (!material || !spec) {
       material?.fill(0);
-      throw new VhsmFailure('KEY_CORRUPTED', `stored key ${row.key_id} failed its integrity check`);
+      throw new VhsmFailure('KEY_CORRUPTED', `stored key ${row.keyId} failed its integrity check`);
     }
     try {
       return use(spec, material);
     } catch {
-      throw new VhsmFailure('KEY_CORRUPTED', `stored key ${row.key_id} could not be loaded`);
+      throw new VhsmFailure('KEY_CORRUPTED', `stored key ${row.keyId} could not be loaded`);
     } finally {
       material.fill(0);
     }

@@ -2,12 +2,12 @@
  * Failed-login bookkeeping per (user, container): exponential backoff, then
  * a lock that only an admin clears (`vhsm-admin user unlock`).
  *
- * Known users' counters live in the DB (they survive restarts and the admin
- * sees them). Unknown usernames get the same treatment from a bounded
+ * Known users' counters live in the DB (they survive restarts, the admin
+ * sees them, and with several servers on one database every server counts
+ * into the same row: one increment statement, so none is lost). Unknown usernames get the same treatment from a bounded
  * in-memory table, so the replies do not reveal which names exist.
  */
-import type Database from 'better-sqlite3';
-import { prepared } from './sql.js';
+import type { StorageReads, StorageTx } from './backend.js';
 
 export interface LockoutPolicy {
   /** Failures allowed without any delay. */
@@ -65,46 +65,32 @@ export class FailureLedger {
   private readonly unknown = new Map<string, FailureState>();
 
   constructor(
-    private readonly db: Database.Database,
+    private readonly reads: StorageReads,
     private readonly policy: LockoutPolicy,
   ) {}
 
-  private read(subject: LoginSubject, ctid: number): FailureState | undefined {
-    if (subject.userId === undefined) return this.unknown.get(`${subject.name}\u0000${ctid}`);
-    const row = prepared(this.db, 'SELECT failures, last_failure_ms, locked FROM login_failures WHERE user_id = ? AND ctid = ?')
-      .get(subject.userId, ctid) as { failures: number; last_failure_ms: number; locked: number } | undefined;
-    return row && { failures: row.failures, lastFailureMs: row.last_failure_ms, locked: row.locked !== 0 };
+  async gate(subject: LoginSubject, ctid: number, nowMs: number): Promise<LoginGate> {
+    const state = subject.userId === undefined ? this.unknown.get(`${subject.name}\u0000${ctid}`) : await this.reads.failureState(subject.userId, ctid);
+    return evaluateGate(this.policy, state, nowMs);
   }
 
-  gate(subject: LoginSubject, ctid: number, nowMs: number): LoginGate {
-    return evaluateGate(this.policy, this.read(subject, ctid), nowMs);
-  }
-
-  /** Records one failure. For known users this writes the DB: call it inside a transaction. */
-  recordFailure(subject: LoginSubject, ctid: number, nowMs: number): FailureState {
-    const next = nextFailureState(this.policy, this.read(subject, ctid), nowMs);
-    if (subject.userId === undefined) {
-      const key = `${subject.name}\u0000${ctid}`;
-      this.unknown.delete(key); // re-insert at the end: the Map keeps insertion order for eviction
-      this.unknown.set(key, next);
-      if (this.unknown.size > UNKNOWN_TABLE_CAPACITY) {
-        const oldest = this.unknown.keys().next().value;
-        if (oldest !== undefined) this.unknown.delete(oldest);
-      }
-    } else {
-      prepared(this.db, 
-          `INSERT INTO login_failures (user_id, ctid, failures, last_failure_ms, locked) VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT (user_id, ctid) DO UPDATE SET failures = excluded.failures,
-             last_failure_ms = excluded.last_failure_ms, locked = excluded.locked`,
-        )
-        .run(subject.userId, ctid, next.failures, next.lastFailureMs, next.locked ? 1 : 0);
+  /** Records one failure. For known users this writes the DB: run it inside a commit. */
+  async recordFailure(tx: StorageTx, subject: LoginSubject, ctid: number, nowMs: number): Promise<FailureState> {
+    if (subject.userId !== undefined) return tx.recordFailure(subject.userId, ctid, nowMs, this.policy.lockAfter);
+    const key = `${subject.name}\u0000${ctid}`;
+    const next = nextFailureState(this.policy, this.unknown.get(key), nowMs);
+    this.unknown.delete(key); // re-insert at the end: the Map keeps insertion order for eviction
+    this.unknown.set(key, next);
+    if (this.unknown.size > UNKNOWN_TABLE_CAPACITY) {
+      const oldest = this.unknown.keys().next().value;
+      if (oldest !== undefined) this.unknown.delete(oldest);
     }
     return next;
   }
 
-  /** Forgets failures after a successful login. DB write for known users. */
-  reset(subject: LoginSubject, ctid: number): void {
+  /** Forgets failures after a successful login. DB write for known users: run it inside a commit. */
+  async reset(tx: StorageTx, subject: LoginSubject, ctid: number): Promise<void> {
     if (subject.userId === undefined) this.unknown.delete(`${subject.name}\u0000${ctid}`);
-    else prepared(this.db, 'DELETE FROM login_failures WHERE user_id = ? AND ctid = ?').run(subject.userId, ctid);
+    else await tx.resetFailures(subject.userId, ctid);
   }
 }

@@ -8,7 +8,7 @@
  *   ...
  *   await server.stop(); // stop accepting, answer in-flight, close DB
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import {
   ERROR_CODES,
   PROTOCOL_VERSION,
@@ -22,12 +22,11 @@ import {
 import type { SenderIdentity, ServerTransport, StampedRequest } from '../transport/types.js';
 import type { AuditRecord } from './audit.js';
 import { Authenticator } from './auth.js';
+import { StorageUnavailable, type Durability } from './backend.js';
 import { DEFAULT_SERVER_LIMITS, type OpContext, type OpResult, type ServerLimits, type ServerServices } from './context.js';
 import { VhsmFailure } from './errors.js';
 import { DEFAULT_FAIRNESS, FairScheduler, type FairnessOptions } from './fairness.js';
 import { CertificateStore } from './certstore.js';
-import { Checkpointer } from './checkpointer.js';
-import { GroupCommit, type Durability } from './group-commit.js';
 import { HANDLERS } from './handlers/index.js';
 import { DEFAULT_PBKDF2_ITERATIONS, MAX_PBKDF2_ITERATIONS, MIN_PBKDF2_ITERATIONS } from './kdf.js';
 import { KeyUses } from './key-uses.js';
@@ -35,14 +34,22 @@ import { KeyStore } from './keystore.js';
 import { DEFAULT_LOCKOUT_POLICY, FailureLedger, type LockoutPolicy } from './lockout.js';
 import { silentLogger, type Logger } from './log.js';
 import { DEFAULT_SESSION_LIMITS, SessionTable, type SessionLimits } from './sessions.js';
-import { Store } from './storage.js';
-import { isContainerAllowed } from './users.js';
+import { openStorage } from './open-storage.js';
 import { requestIdOf, validateRequest, type ValidRequest } from './validate.js';
-import { WalSync } from './wal-sync.js';
 
 export interface VhsmServerOptions {
-  /** SQLite file created by `vhsm-admin init` (must exist, mode 0600). */
+  /**
+   * Where the store is, created by `vhsm-admin init`: a SQLite file (must
+   * exist, mode 0600), or a postgres:// URL without a password (several
+   * servers on one database; docs/install.md "Many hosts").
+   */
   readonly storagePath: string;
+  /** PostgreSQL: a file holding the password (else PGPASSWORD or ~/.pgpass). */
+  readonly storagePasswordFile?: string;
+  /** PostgreSQL: connections in the pool. Default 10. */
+  readonly storagePoolSize?: number;
+  /** PostgreSQL: this server's audit chain, unique per server on the database. Default: the host name. */
+  readonly serverId?: string;
   /** Sessions end after this long without a request. Default 15 minutes. */
   readonly sessionIdleTimeoutMs?: number;
   /**
@@ -116,7 +123,10 @@ export class VhsmServer {
     if (durability !== 'changes' && durability !== 'all') throw new RangeError("durability must be 'changes' or 'all'");
     const clock = options.clock ?? Date.now;
     const logger = options.logger ?? silentLogger;
-    const store = Store.open(options.storagePath);
+    const storage = await openStorage(options.storagePath, {
+      ...(options.storagePasswordFile === undefined ? {} : { passwordFile: options.storagePasswordFile }),
+      ...(options.storagePoolSize === undefined ? {} : { poolSize: options.storagePoolSize }),
+    });
     const lockout: LockoutPolicy = { ...DEFAULT_LOCKOUT_POLICY, ...options.lockout };
     const sessionLimits: SessionLimits = {
       ...DEFAULT_SESSION_LIMITS,
@@ -126,28 +136,26 @@ export class VhsmServer {
     const maxKdf = options.maxConcurrentKdf ?? defaultKdfConcurrency();
     const kdfLane = new FairScheduler({ maxInFlight: maxKdf, maxInFlightPerContainer: 1, maxInFlightPerContainerShared: 1, activeWindowMs: 0, maxQueuedPerContainer: 64 });
     const sessions = new SessionTable(sessionLimits, clock);
-    // Commits only write the WAL; WalSync fsyncs it on the libuv pool (same
-    // guarantee as synchronous=FULL for whoever waits, without blocking the loop).
-    let wal: WalSync;
+    const keyUses = new KeyUses(KEY_USES_INTERVAL_MS);
+    let commits;
     try {
-      store.db.pragma('synchronous = NORMAL');
-      wal = WalSync.open(options.storagePath, { maxDelayMs: WAL_MAX_UNFLUSHED_MS });
+      commits = storage.openCommits({ durability, uses: keyUses, serverId: options.serverId ?? hostname(), logger });
     } catch (error) {
-      store.close();
+      await storage.close();
       throw error;
     }
-    const keyUses = new KeyUses(KEY_USES_INTERVAL_MS);
+    const { reads } = storage;
     const services: ServerServices = {
-      store,
+      storage,
       sessions,
-      keys: new KeyStore(store.db, sessionLimits.maxCachedKeysPerSession, keyUses),
-      certificates: new CertificateStore(store.db),
-      auth: new Authenticator(store.db, new FailureLedger(store.db, lockout), kdfLane, iterations, clock),
-      commits: new GroupCommit(store, wal, new Checkpointer(store, logger), keyUses, durability),
+      keys: new KeyStore(reads, sessionLimits.maxCachedKeysPerSession, keyUses),
+      certificates: new CertificateStore(reads),
+      auth: new Authenticator(reads, new FailureLedger(reads, lockout), kdfLane, iterations, clock),
+      commits,
       limits: { ...DEFAULT_SERVER_LIMITS, ...options.limits },
       clock,
     };
-    logger.log('info', 'storage opened', { path: options.storagePath, schema: store.schemaVersion });
+    logger.log('info', 'storage opened', { storage: storage.kind, at: storage.description, schema: storage.schemaVersion });
     return new VhsmServer(services, fairness, logger);
   }
 
@@ -189,7 +197,7 @@ export class VhsmServer {
     this.services.sessions.closeAll();
     if (wasServing) await this.transport?.close();
     await this.services.commits.close();
-    this.services.store.close();
+    await this.services.storage.close();
     this.state = 'stopped';
     this.logger.log('info', 'stopped', { requests: this.requestCount });
   }
@@ -276,8 +284,11 @@ export class VhsmServer {
         await services.commits.enqueue(auditRecord(request.sender, services.clock(), audit, op, resultCode));
       } catch (error) {
         this.logger.log('error', 'audit write failed', { op, error: (error as Error).message });
-        wipeSecrets(response); // never sent
-        response = errorResponse(id, 'INTERNAL', 'audit log unavailable');
+        wipeSecrets(response); // never sent: nothing is answered without its audit row
+        response =
+          error instanceof StorageUnavailable
+            ? errorResponse(id, 'UNAVAILABLE', 'the database is unavailable; retry later')
+            : errorResponse(id, 'INTERNAL', 'audit log unavailable');
       }
     }
     await this.send(request, response);
@@ -288,21 +299,29 @@ export class VhsmServer {
     const handler = HANDLERS[request.op];
     if (!handler.needsSession) return (handler.run as (c: OpContext, r: ValidRequest) => Promise<OpResult>)(ctx, request);
     if (!request.session) throw new VhsmFailure('NOT_AUTHENTICATED', 'this operation needs a session (log in first)');
-    const { sessions, store } = this.services;
+    const { sessions, storage } = this.services;
     const session = sessions.lookup(request.session, ctx.sender);
     if (!session) throw new VhsmFailure('SESSION_INVALID', 'no such session here');
     // The admin may have deleted the user or removed this container meanwhile.
-    if (!isContainerAllowed(store.db, session.userId, ctx.sender.ctid)) {
+    const namedKeyId = 'keyId' in request && typeof request.keyId === 'string' ? request.keyId : undefined;
+    const check = await storage.reads.sessionCheck(session.userId, ctx.sender.ctid, namedKeyId);
+    if (!check.allowed) {
       sessions.closeSession(session);
       throw new VhsmFailure('SESSION_INVALID', 'no such session here');
     }
     ctx.audit.user = session.username;
-    return (handler.run as (c: OpContext & { session: typeof session }, r: ValidRequest) => Promise<OpResult>)({ ...ctx, session }, request);
+    const namedKey = namedKeyId === undefined ? undefined : { keyId: namedKeyId, rowId: check.keyRowId };
+    type Ctx = OpContext & { session: typeof session; namedKey: typeof namedKey };
+    return (handler.run as (c: Ctx, r: ValidRequest) => Promise<OpResult>)({ ...ctx, session, namedKey }, request);
   }
 
   private toFailure(error: unknown, op: string): VhsmFailure {
     if (error instanceof VhsmFailure) return error;
     if (error instanceof ProtocolDecodeError) return new VhsmFailure('BAD_REQUEST', error.message);
+    if (error instanceof StorageUnavailable) {
+      this.logger.log('warn', 'storage unavailable', { op, error: error.message });
+      return new VhsmFailure('UNAVAILABLE', 'the database is unavailable; retry later');
+    }
     this.logger.log('error', 'request failed', { op, error: error instanceof Error ? error.message : String(error) });
     return new VhsmFailure('INTERNAL', 'internal error');
   }
@@ -336,8 +355,6 @@ export class VhsmServer {
   }
 }
 
-/** A read-only request's audit row reaches the disk at most this long after its reply. */
-const WAL_MAX_UNFLUSHED_MS = 10;
 /** Key use counters are written at most this often (key-uses.ts). */
 const KEY_USES_INTERVAL_MS = 1000;
 

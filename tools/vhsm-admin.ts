@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 /**
  * vhsm-admin: server-side administration, run in the VHSM container on the
- * server's DB file (safe while the server runs: every change is one SQLite
- * transaction, and the server reads users, containers and locks per request).
+ * server's DB file, or on the PostgreSQL database several servers share
+ * (--db postgres://user@host/db, password from --db-password-file, PGPASSWORD
+ * or ~/.pgpass; never in the URL). Safe while servers run: every change is one
+ * transaction, and servers read users, containers and locks per request.
  *
  *   vhsm-admin init
  *   vhsm-admin user add alice --ctid 101 --ctid 102
@@ -10,8 +12,9 @@
  *   vhsm-admin user list --json
  *   vhsm-admin user allow alice 103 | deny alice 101 | unlock alice [--ctid 101]
  *   vhsm-admin user del alice
- *   vhsm-admin audit verify [--anchor SEQ:HASH]
- *   vhsm-admin audit show [--tail] [--limit N] [--user U] [--ctid N]
+ *   vhsm-admin audit verify [--anchor [CHAIN@]SEQ:HASH ...]
+ *   vhsm-admin audit show [--tail] [--limit N] [--user U] [--ctid N] [--chain SERVER]
+ *   vhsm-admin migrate --from vhsm.db --to postgres://vhsm_admin@db/vhsm   (or back)
  *
  * Passwords come from a TTY prompt (no echo), --password-file FILE, or
  * --password-stdin; never from argv. For `user passwd`, the file or stdin
@@ -22,22 +25,14 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { appendAuditRows, readAuditRows, verifyAuditChain, type AuditRecord } from '../server/audit.js';
+import { openAdminStore, type AdminStore } from '../server/admin-store.js';
+import type { AuditAnchor, AuditRecord } from '../server/audit.js';
+import { migrateStore } from '../server/migrate.js';
+import { isPostgresUrl } from '../server/pg/store.js';
 import { DEFAULT_PBKDF2_ITERATIONS, MAX_PBKDF2_ITERATIONS, MIN_PBKDF2_ITERATIONS } from '../server/kdf.js';
 import { isValidCtid, isValidUsername } from '../server/rules.js';
-import { Store, StorageError } from '../server/storage.js';
-import {
-  UserError,
-  allowContainers,
-  changePassword,
-  createUser,
-  deleteUser,
-  denyContainers,
-  findUserByName,
-  listUsers,
-  unlockUser,
-  type UserSummary,
-} from '../server/users.js';
+import { StorageError } from '../server/storage.js';
+import { UserError, type UserSummary } from '../server/users.js';
 import { EXIT, EXIT_CODES_HELP, ToolError } from './common/exit-codes.js';
 import { readPasswords, type PasswordSource } from './common/password.js';
 
@@ -45,6 +40,7 @@ const DEFAULT_DB = process.env.VHSM_DB ?? '/var/lib/vhsm/vhsm.db';
 
 interface GlobalArgs {
   db: string;
+  dbPasswordFile: string | undefined;
   json: boolean;
 }
 
@@ -76,17 +72,17 @@ function checkIterations(value: unknown): number {
   return iterations;
 }
 
-async function withStore<T>(path: string, fn: (store: Store) => T | Promise<T>, create = false): Promise<T> {
-  const store = Store.open(path, { create });
+async function withStore<T>(args: GlobalArgs, fn: (store: AdminStore) => T | Promise<T>): Promise<T> {
+  const store = await openAdminStore(args.db, args.dbPasswordFile === undefined ? {} : { passwordFile: args.dbPasswordFile });
   try {
     return await fn(store);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
-/** Records an admin action in the audit chain (user = the user acted on). */
-function auditAdmin(store: Store, op: string, user: string): void {
+/** Records an admin action in the audit chain (user = the user acted on); PostgreSQL: on the chain "admin". */
+function auditAdmin(store: AdminStore, op: string, user: string): Promise<void> {
   const record: AuditRecord = {
     timeMs: Date.now(),
     ctid: 0,
@@ -99,7 +95,7 @@ function auditAdmin(store: Store, op: string, user: string): void {
     keyId: '',
     result: 'OK',
   };
-  store.write(() => appendAuditRows(store.db, [record]));
+  return store.auditAdmin([record]);
 }
 
 function passwordSource(args: { passwordFile?: string | undefined; passwordStdin?: boolean | undefined }): PasswordSource {
@@ -136,21 +132,26 @@ function userTable(users: readonly UserSummary[]): string {
   return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
-function parseAnchor(value: string | undefined): { seq: number; hash: string } | undefined {
-  if (value === undefined) return undefined;
-  const match = /^(\d+):([0-9a-fA-F]{64})$/.exec(value);
-  if (!match) throw usage('--anchor is SEQ:HASH (64 hex digits), as printed by audit verify');
-  return { seq: Number(match[1]), hash: match[2]! };
+/** --anchor [CHAIN@]SEQ:HASH, repeatable (one per chain); no chain = the SQLite chain (""). */
+function parseAnchors(value: unknown): Map<string, AuditAnchor> {
+  const anchors = new Map<string, AuditAnchor>();
+  const list = value === undefined ? [] : Array.isArray(value) ? value : [value];
+  for (const item of list) {
+    const match = /^(?:([^@]*)@)?(\d+):([0-9a-fA-F]{64})$/.exec(String(item));
+    if (!match) throw usage('--anchor is [CHAIN@]SEQ:HASH (64 hex digits), as printed by audit verify');
+    anchors.set(match[1] ?? '', { seq: Number(match[2]), hash: match[3]! });
+  }
+  return anchors;
 }
 
 /** `user allow` and `user deny`: the same command but for the change it makes and what it reports. */
 function containersCommand(verb: 'allow' | 'deny'): CommandModule<object, { name: string; ctids: number[] }> {
   const spec =
     verb === 'allow'
-      ? { describe: 'let containers log in as the user', apply: allowContainers, field: 'allowed', says: 'may log in from' }
+      ? { describe: 'let containers log in as the user', apply: (s: AdminStore, n: string, c: number[]) => s.allowContainers(n, c), field: 'allowed', says: 'may log in from' }
       : {
           describe: 'stop containers from logging in as the user (their sessions end at their next request)',
-          apply: denyContainers,
+          apply: (s: AdminStore, n: string, c: number[]) => s.denyContainers(n, c),
           field: 'denied',
           says: 'may no longer log in from',
         };
@@ -160,12 +161,13 @@ function containersCommand(verb: 'allow' | 'deny'): CommandModule<object, { name
     builder: (y) =>
       y.positional('name', { type: 'string', demandOption: true }).positional('ctids', { type: 'number', array: true, demandOption: true }),
     handler: async (args) => {
-      const { db, json } = args as unknown as GlobalArgs;
+      const global = args as unknown as GlobalArgs;
+      const { json } = global;
       const name = checkUsername(args.name);
       const ctids = checkCtids(args.ctids);
-      await withStore(db, (store) => {
-        spec.apply(store, name, ctids);
-        auditAdmin(store, `user.${verb}`, name);
+      await withStore(global, async (store) => {
+        await spec.apply(store, name, ctids);
+        await auditAdmin(store, `user.${verb}`, name);
       });
       output(json, { user: name, [spec.field]: ctids }, `${name} ${spec.says} ${ctids.join(', ')}`);
     },
@@ -175,24 +177,54 @@ function containersCommand(verb: 'allow' | 'deny'): CommandModule<object, { name
 const cli = yargs(hideBin(process.argv))
   .scriptName('vhsm-admin')
   .usage('$0 <command>\n\nAdministers the VHSM server storage: users, allowed containers, audit.')
-  .option('db', { type: 'string', default: DEFAULT_DB, describe: 'the server DB file (or $VHSM_DB)' })
+  .option('db', { type: 'string', default: DEFAULT_DB, describe: 'the server DB file, or a postgres:// URL without a password (or $VHSM_DB)' })
+  .option('db-password-file', { type: 'string', describe: 'PostgreSQL: file holding the password (else PGPASSWORD or ~/.pgpass)' })
   .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
   .command(
     'init',
-    'create the DB file (0600) or bring its schema up to date',
+    'create the DB file (0600) or the PostgreSQL schema, or bring it up to date',
     (y) => y,
     async (args) => {
-      const { db, json } = args as unknown as GlobalArgs;
+      const global = args as unknown as GlobalArgs;
+      const { db, json } = global;
       let created = false;
-      mkdirSync(dirname(db), { recursive: true, mode: 0o700 });
-      try {
-        Store.open(db, { create: true, exclusive: true }).close();
-        created = true;
-      } catch (error) {
-        if (!(error instanceof StorageError && error.code === 'EXISTS')) throw error;
+      const passwordFile = global.dbPasswordFile === undefined ? {} : { passwordFile: global.dbPasswordFile };
+      if (isPostgresUrl(db)) {
+        try {
+          await (await openAdminStore(db, passwordFile)).close(); // exists: brought up to date
+        } catch (error) {
+          if (!(error instanceof StorageError && error.code === 'NOT_FOUND')) throw error;
+          await (await openAdminStore(db, { create: true, ...passwordFile })).close();
+          created = true;
+        }
+      } else {
+        mkdirSync(dirname(db), { recursive: true, mode: 0o700 });
+        try {
+          await (await openAdminStore(db, { create: true, exclusive: true })).close();
+          created = true;
+        } catch (error) {
+          if (!(error instanceof StorageError && error.code === 'EXISTS')) throw error;
+        }
       }
-      const version = await withStore(db, (store) => store.schemaVersion);
+      const version = await withStore(global, (store) => store.schemaVersion);
       output(json, { db, created, schemaVersion: version }, created ? `created ${db} (schema ${version})` : `${db} is up to date (schema ${version})`);
+    },
+  )
+  .command(
+    'migrate',
+    'copy the whole store between a SQLite file and a PostgreSQL database (either way), ciphertexts as they are; the destination must be new',
+    (y) =>
+      y
+        .option('from', { type: 'string', demandOption: true, describe: 'source: a DB file or a postgres:// URL' })
+        .option('to', { type: 'string', demandOption: true, describe: 'destination: a new DB file or an empty postgres:// database' }),
+    async (args) => {
+      const global = args as unknown as GlobalArgs;
+      const report = await migrateStore(String(args.from), String(args.to), global.dbPasswordFile === undefined ? {} : { passwordFile: global.dbPasswordFile });
+      output(
+        global.json,
+        report,
+        `copied ${report.users} users, ${report.keys} keys, ${report.certificates} certificates, ${report.auditRows} audit rows (chains: ${report.sourceChains.map((c) => JSON.stringify(c)).join(', ') || 'none'}); run \`vhsm-admin --db DEST audit verify\``,
+      );
     },
   )
   .command('user', 'manage users', (y) =>
@@ -206,20 +238,21 @@ const cli = yargs(hideBin(process.argv))
             .option('ctid', { type: 'number', array: true, describe: 'container allowed to log in (repeatable)' })
             .option('iterations', { type: 'number', default: DEFAULT_PBKDF2_ITERATIONS, describe: 'PBKDF2 iterations' }),
         async (args) => {
-          const { db, json } = args as unknown as GlobalArgs;
+          const global = args as unknown as GlobalArgs;
+          const { json } = global;
           const name = checkUsername(args.name);
           const ctids = checkCtids(args.ctid);
           const iterations = checkIterations(args.iterations);
           const source = passwordSource(args);
-          await withStore(db, async (store) => {
-            if (findUserByName(store.db, name)) throw new UserError('EXISTS', `user ${name} already exists`);
+          await withStore(global, async (store) => {
+            if (await store.userExists(name)) throw new UserError('EXISTS', `user ${name} already exists`);
             const [password] = await readPasswords(source, [{ label: `Password for ${name}`, confirm: true }]);
             try {
-              await createUser(store, { name, password: password!, iterations, ctids, nowMs: Date.now() });
+              await store.createUser({ name, password: password!, iterations, ctids, nowMs: Date.now() });
             } finally {
               password!.fill(0);
             }
-            auditAdmin(store, 'user.add', name);
+            await auditAdmin(store, 'user.add', name);
           });
           output(json, { added: name, ctids, iterations }, `added user ${name}${ctids.length ? ` (containers ${ctids.join(', ')})` : ''}`);
         },
@@ -232,22 +265,23 @@ const cli = yargs(hideBin(process.argv))
             .positional('name', { type: 'string', demandOption: true })
             .option('iterations', { type: 'number', default: DEFAULT_PBKDF2_ITERATIONS, describe: 'PBKDF2 iterations for the new password' }),
         async (args) => {
-          const { db, json } = args as unknown as GlobalArgs;
+          const global = args as unknown as GlobalArgs;
+          const { json } = global;
           const name = checkUsername(args.name);
           const iterations = checkIterations(args.iterations);
           const source = passwordSource(args);
-          await withStore(db, async (store) => {
+          await withStore(global, async (store) => {
             const [oldPassword, newPassword] = await readPasswords(source, [
               { label: `Current password for ${name}` },
               { label: `New password for ${name}`, confirm: true },
             ]);
             try {
-              await changePassword(store, { name, oldPassword: oldPassword!, newPassword: newPassword!, iterations, nowMs: Date.now() });
+              await store.changePassword({ name, oldPassword: oldPassword!, newPassword: newPassword!, iterations, nowMs: Date.now() });
             } finally {
               oldPassword!.fill(0);
               newPassword!.fill(0);
             }
-            auditAdmin(store, 'user.passwd', name);
+            await auditAdmin(store, 'user.passwd', name);
           });
           output(json, { changed: name, iterations }, `changed the password of ${name}`);
         },
@@ -257,11 +291,12 @@ const cli = yargs(hideBin(process.argv))
         'delete a user and all their keys',
         (y) => y.positional('name', { type: 'string', demandOption: true }),
         async (args) => {
-          const { db, json } = args as unknown as GlobalArgs;
+          const global = args as unknown as GlobalArgs;
+          const { json } = global;
           const name = checkUsername(args.name);
-          await withStore(db, (store) => {
-            deleteUser(store, name);
-            auditAdmin(store, 'user.del', name);
+          await withStore(global, async (store) => {
+            await store.deleteUser(name);
+            await auditAdmin(store, 'user.del', name);
           });
           output(json, { deleted: name }, `deleted user ${name} and their keys`);
         },
@@ -271,8 +306,9 @@ const cli = yargs(hideBin(process.argv))
         'list users, their containers, key counts and login lock state',
         (y) => y,
         async (args) => {
-          const { db, json } = args as unknown as GlobalArgs;
-          const users = await withStore(db, (store) => listUsers(store.db));
+          const global = args as unknown as GlobalArgs;
+          const { json } = global;
+          const users = await withStore(global, (store) => store.listUsers());
           output(json, users, userTable(users));
         },
       )
@@ -283,12 +319,13 @@ const cli = yargs(hideBin(process.argv))
         'clear failed-login backoff and locks (all containers, or one)',
         (y) => y.positional('name', { type: 'string', demandOption: true }).option('ctid', { type: 'number', describe: 'only this container' }),
         async (args) => {
-          const { db, json } = args as unknown as GlobalArgs;
+          const global = args as unknown as GlobalArgs;
+          const { json } = global;
           const name = checkUsername(args.name);
           const ctid = args.ctid === undefined ? undefined : checkCtids(args.ctid)[0];
-          const cleared = await withStore(db, (store) => {
-            const count = unlockUser(store, name, ctid);
-            auditAdmin(store, 'user.unlock', name);
+          const cleared = await withStore(global, async (store) => {
+            const count = await store.unlockUser(name, ctid);
+            await auditAdmin(store, 'user.unlock', name);
             return count;
           });
           output(json, { user: name, ctid: ctid ?? null, cleared }, `cleared ${cleared} failure record(s) of ${name}`);
@@ -300,15 +337,21 @@ const cli = yargs(hideBin(process.argv))
     y
       .command(
         'verify',
-        'check the hash chain: edited, deleted, reordered or truncated rows',
-        (y) => y.option('anchor', { type: 'string', describe: 'SEQ:HASH recorded earlier; must still be in the chain' }),
+        'check every hash chain (PostgreSQL: one per server): edited, deleted, reordered or truncated rows; names the first bad row',
+        (y) => y.option('anchor', { type: 'string', array: true, describe: '[CHAIN@]SEQ:HASH recorded earlier (repeatable, one per chain); must still be in the chain' }),
         async (args) => {
-          const { db, json } = args as unknown as GlobalArgs;
-          const anchor = parseAnchor(args.anchor);
-          const report = await withStore(db, (store) => verifyAuditChain(store.db, anchor));
-          const text = report.ok
-            ? `audit chain ok: ${report.rows} rows, head ${report.headSeq}:${report.headHash}`
-            : [`audit chain BROKEN (${report.rows} rows):`, ...report.problems.map((p) => `  seq ${p.seq}: ${p.problem}`)].join('\n');
+          const global = args as unknown as GlobalArgs;
+          const { json } = global;
+          const anchors = parseAnchors(args.anchor);
+          const full = await withStore(global, (store) => store.verifyAudit(anchors));
+          const sqlite = full.chains.length === 1 && full.chains[0]!.chain === '' && !isPostgresUrl(global.db);
+          // SQLite keeps its report's shape (one chain): scripts read headSeq/headHash.
+          const report = sqlite ? { ok: full.ok, rows: full.rows, headSeq: full.chains[0]!.headSeq, headHash: full.chains[0]!.headHash, problems: full.problems.map(({ seq, problem }) => ({ seq, problem })) } : full;
+          const heads = full.chains.map((c) => (sqlite ? `head ${c.headSeq}:${c.headHash}` : `${c.chain}@${c.headSeq}:${c.headHash}`));
+          const where = (p: { chain: string; seq: number }) => (sqlite ? `seq ${p.seq}` : `chain ${JSON.stringify(p.chain)} seq ${p.seq}`);
+          const text = full.ok
+            ? `audit chain ok: ${full.rows} rows, ${heads.join(', ') || 'no chains'}`
+            : [`audit chain BROKEN (${full.rows} rows):`, ...full.problems.map((p) => `  ${where(p)}: ${p.problem}`)].join('\n');
           output(json, report, text);
           if (!report.ok) process.exitCode = EXIT.AUDIT_BROKEN;
         },
@@ -319,32 +362,35 @@ const cli = yargs(hideBin(process.argv))
         (y) =>
           y
             .option('after', { type: 'number', default: 0, describe: 'rows after this seq' })
+            .option('chain', { type: 'string', describe: 'PostgreSQL: only this server\'s chain' })
             .option('limit', { type: 'number', default: 100 })
             .option('user', { type: 'string' })
             .option('ctid', { type: 'number' })
             .option('tail', { type: 'boolean', default: false, describe: 'newest rows first' }),
         async (args) => {
-          const { db, json } = args as unknown as GlobalArgs;
+          const global = args as unknown as GlobalArgs;
+          const { json } = global;
           const limit = Number(args.limit);
           if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw usage('--limit is 1..100000');
-          const rows = await withStore(db, (store) =>
-            readAuditRows(store.db, {
+          const rows = await withStore(global, (store) =>
+            store.auditRows({
               afterSeq: args.after,
               limit,
+              ...(args.chain === undefined ? {} : { chain: args.chain }),
               ...(args.user === undefined ? {} : { user: args.user }),
               ...(args.ctid === undefined ? {} : { ctid: checkCtids(args.ctid)[0]! }),
               newestFirst: args.tail,
             }),
           );
           const text = rows
-            .map((r) => `${r.seq}\t${formatTime(r.timeMs)}\tctid=${r.ctid} pid=${r.pid} uid=${r.uid}\t${r.user || '-'}\t${r.op}\t${r.keyId || '-'}\t${r.result}`)
+            .map((r) => `${r.chain ? `${r.chain}@` : ''}${r.seq}\t${formatTime(r.timeMs)}\tctid=${r.ctid} pid=${r.pid} uid=${r.uid}\t${r.user || '-'}\t${r.op}\t${r.keyId || '-'}\t${r.result}`)
             .join('\n');
-          output(json, rows.map((r) => ({ ...r, hash: r.hash.toString('hex') })), text || 'no rows');
+          output(json, rows, text || 'no rows');
         },
       )
       .demandCommand(1, 'name an audit command: verify or show'),
   )
-  .demandCommand(1, 'name a command: init, user or audit')
+  .demandCommand(1, 'name a command: init, migrate, user or audit')
   .strict()
   .epilogue(EXIT_CODES_HELP)
   .fail((message, error) => {

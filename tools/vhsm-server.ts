@@ -8,7 +8,10 @@
  *
  * The config file is JSON; command-line flags override it:
  *   {
- *     "db": "/var/lib/vhsm/vhsm.db",
+ *     "db": "/var/lib/vhsm/vhsm.db",    (or "postgres://vhsm_server@db.example/vhsm?sslmode=verify-full")
+ *     "dbPasswordFile": "/etc/vhsm/db-password",  (PostgreSQL; else PGPASSWORD or ~/.pgpass; never in the URL)
+ *     "dbPoolSize": 10,                 (PostgreSQL connections)
+ *     "serverId": "host-17",            (PostgreSQL: this server's audit chain; default the host name)
  *     "sessionIdleTimeoutMs": 900000,
  *     "pbkdf2Iterations": 600000,
  *     "lockout": { "freeAttempts": 3, "backoffBaseMs": 1000, "backoffMaxMs": 300000, "lockAfter": 10 },
@@ -31,6 +34,7 @@ import { createJsonLogger, type LogLevel, type Logger } from '../server/log.js';
 import type { Durability } from '../server/group-commit.js';
 import { VhsmServer, type VhsmServerOptions } from '../server/server.js';
 import { StorageError } from '../server/storage.js';
+import { describePostgresUrl, isPostgresUrl } from '../server/pg/store.js';
 import type { ServerTransport } from '../transport/types.js';
 import { EXIT, EXIT_CODES_HELP, ToolError } from './common/exit-codes.js';
 
@@ -38,6 +42,9 @@ const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
 interface ServerConfig {
   db?: string;
+  dbPasswordFile?: string;
+  dbPoolSize?: number;
+  serverId?: string;
   sessionIdleTimeoutMs?: number;
   pbkdf2Iterations?: number;
   lockout?: Record<string, number>;
@@ -57,7 +64,7 @@ const NUMERIC_GROUPS: Record<string, readonly string[]> = {
   sessionLimits: ['maxSessions', 'maxSessionsPerContainer', 'maxCachedKeysPerSession'],
   limits: ['maxKeysPerUser', 'maxCertificatesPerUser'],
 };
-const TOP_LEVEL = ['db', 'sessionIdleTimeoutMs', 'pbkdf2Iterations', 'maxConcurrentKdf', 'durability', 'logLevel', ...Object.keys(NUMERIC_GROUPS)];
+const TOP_LEVEL = ['db', 'dbPasswordFile', 'dbPoolSize', 'serverId', 'sessionIdleTimeoutMs', 'pbkdf2Iterations', 'maxConcurrentKdf', 'durability', 'logLevel', ...Object.keys(NUMERIC_GROUPS)];
 
 const usage = (message: string): ToolError => new ToolError(EXIT.USAGE, message);
 
@@ -78,11 +85,15 @@ function readConfig(path: string): ServerConfig {
   const config = raw as Record<string, unknown>;
   for (const key of Object.keys(config)) if (!TOP_LEVEL.includes(key)) throw usage(`${path}: unknown setting ${key}`);
   if (config.db !== undefined && typeof config.db !== 'string') throw usage(`${path}: db must be a string`);
+  if (config.dbPasswordFile !== undefined && typeof config.dbPasswordFile !== 'string') throw usage(`${path}: dbPasswordFile must be a string`);
+  if (config.serverId !== undefined && (typeof config.serverId !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(config.serverId))) {
+    throw usage(`${path}: serverId is 1..64 of [A-Za-z0-9_.:-]`);
+  }
   if (config.logLevel !== undefined && !LOG_LEVELS.includes(config.logLevel as LogLevel)) throw usage(`${path}: logLevel is one of ${LOG_LEVELS.join(', ')}`);
   if (config.durability !== undefined && !DURABILITIES.includes(config.durability as Durability)) {
     throw usage(`${path}: durability is one of ${DURABILITIES.join(', ')}`);
   }
-  for (const key of ['sessionIdleTimeoutMs', 'pbkdf2Iterations', 'maxConcurrentKdf']) {
+  for (const key of ['sessionIdleTimeoutMs', 'pbkdf2Iterations', 'maxConcurrentKdf', 'dbPoolSize']) {
     if (config[key] !== undefined) positiveInteger(config[key], `${path}: ${key}`);
   }
   for (const [group, fields] of Object.entries(NUMERIC_GROUPS)) {
@@ -112,7 +123,9 @@ async function main(): Promise<void> {
     .scriptName('vhsm-server')
     .usage('$0 [options]\n\nThe VHSM server. Stops cleanly on SIGTERM or SIGINT.')
     .option('config', { type: 'string', describe: 'JSON config file' })
-    .option('db', { type: 'string', describe: 'DB file (default: config, $VHSM_DB, /var/lib/vhsm/vhsm.db)' })
+    .option('db', { type: 'string', describe: 'DB file or postgres:// URL without a password (default: config, $VHSM_DB, /var/lib/vhsm/vhsm.db)' })
+    .option('db-password-file', { type: 'string', describe: 'PostgreSQL: file holding the password (else PGPASSWORD or ~/.pgpass)' })
+    .option('server-id', { type: 'string', describe: "PostgreSQL: this server's audit chain, unique per server (default: the host name)" })
     .option('session-idle-ms', { type: 'number', describe: 'session idle timeout' })
     .option('pbkdf2-iterations', { type: 'number', describe: 'PBKDF2 cost of rejecting an unknown user (and the least a password change derives with); match vhsm-admin user add --iterations (default 600000)' })
     .option('log-level', { choices: LOG_LEVELS, describe: 'minimum log level (default info)' })
@@ -128,6 +141,9 @@ async function main(): Promise<void> {
   const logger: Logger = createJsonLogger(process.stderr, (args.logLevel as LogLevel | undefined) ?? config.logLevel ?? 'info');
   const options: VhsmServerOptions = {
     storagePath: args.db ?? config.db ?? process.env.VHSM_DB ?? '/var/lib/vhsm/vhsm.db',
+    ...((args.dbPasswordFile ?? config.dbPasswordFile) !== undefined && { storagePasswordFile: (args.dbPasswordFile ?? config.dbPasswordFile)! }),
+    ...(config.dbPoolSize !== undefined && { storagePoolSize: config.dbPoolSize }),
+    ...((args.serverId ?? config.serverId) !== undefined && { serverId: (args.serverId ?? config.serverId)! }),
     ...(config.sessionIdleTimeoutMs !== undefined && { sessionIdleTimeoutMs: config.sessionIdleTimeoutMs }),
     ...(args.sessionIdleMs !== undefined && { sessionIdleTimeoutMs: positiveInteger(args.sessionIdleMs, '--session-idle-ms') }),
     ...(config.pbkdf2Iterations !== undefined && { pbkdf2Iterations: config.pbkdf2Iterations }),
@@ -156,7 +172,7 @@ async function main(): Promise<void> {
     throw error;
   }
   server.serve(transport);
-  logger.log('info', 'vhsm-server started', { db: options.storagePath, pid: process.pid });
+  logger.log('info', 'vhsm-server started', { db: isPostgresUrl(options.storagePath) ? describePostgresUrl(options.storagePath) : options.storagePath, pid: process.pid });
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {

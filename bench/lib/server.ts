@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VhsmClient } from '../../client/index.js';
 import { VhsmServer, type VhsmServerOptions } from '../../server/server.js';
-import { Store } from '../../server/storage.js';
-import { createUser } from '../../server/users.js';
+import { openAdminStore } from '../../server/admin-store.js';
+import { isPostgresUrl } from '../../server/pg/store.js';
 import { MemoryTransportHub } from '../../transport/memory.js';
 import type { ClientTransport, SenderIdentity } from '../../transport/types.js';
 
@@ -21,8 +21,11 @@ export interface BenchUser {
   readonly iterations: number;
 }
 
-/** Where the DB lives: 'disk' = the OS temp dir (ext4 here), 'tmpfs' = /dev/shm (fsync is free). */
-export type DbMedium = 'disk' | 'tmpfs';
+/**
+ * Where the DB lives: 'disk' = the OS temp dir (ext4 here), 'tmpfs' = /dev/shm
+ * (fsync is free), or a postgres:// URL of an empty database.
+ */
+export type DbMedium = 'disk' | 'tmpfs' | `postgres://${string}`;
 
 export interface BenchServer {
   readonly hub: MemoryTransportHub;
@@ -44,14 +47,14 @@ export async function startBenchServer(
   options: Partial<Omit<VhsmServerOptions, 'storagePath'>> = {},
 ): Promise<BenchServer> {
   const dir = mkdtempSync(join(medium === 'tmpfs' ? '/dev/shm' : tmpdir(), 'vhsm-bench-'));
-  const dbPath = join(dir, 'vhsm.db');
-  const store = Store.open(dbPath, { create: true });
+  const dbPath = isPostgresUrl(medium) ? medium : join(dir, 'vhsm.db');
+  const store = await openAdminStore(dbPath, { create: true });
   try {
     for (const user of users) {
-      await createUser(store, { name: user.name, password: Buffer.from(user.password), iterations: user.iterations, ctids: [...user.ctids], nowMs: Date.now() });
+      await store.createUser({ name: user.name, password: Buffer.from(user.password), iterations: user.iterations, ctids: [...user.ctids], nowMs: Date.now() });
     }
   } finally {
-    store.close();
+    await store.close();
   }
   const hub = new MemoryTransportHub();
   const server = await VhsmServer.open({ ...options, storagePath: dbPath });

@@ -285,7 +285,8 @@ export namespace vhsm {
             ERROR_CODE_DECRYPT_FAILED = 21,
             ERROR_CODE_STREAM_NOT_FOUND = 22,
             ERROR_CODE_OBJECT_NOT_FOUND = 23,
-            ERROR_CODE_NOT_ALLOWED = 24
+            ERROR_CODE_NOT_ALLOWED = 24,
+            ERROR_CODE_UNAVAILABLE = 25
         }
 
         interface IError extends vhsm.v1.Error.$Properties {

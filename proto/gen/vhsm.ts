@@ -895,6 +895,7 @@ export const vhsm = $root.vhsm = (() => {
             values[valuesById[22] = "ERROR_CODE_STREAM_NOT_FOUND"] = 22;
             values[valuesById[23] = "ERROR_CODE_OBJECT_NOT_FOUND"] = 23;
             values[valuesById[24] = "ERROR_CODE_NOT_ALLOWED"] = 24;
+            values[valuesById[25] = "ERROR_CODE_UNAVAILABLE"] = 25;
             return values;
         })();
 

@@ -15,7 +15,7 @@ export const createCertificate: Handler<'createCertificate'> = {
     const { certificates, clock, limits } = ctx.services;
     const cert = { certId: newServerId(), objectId: Buffer.from(request.objectId), label: request.label, der: Buffer.from(request.der), createdMs: clock() };
     ctx.audit.keyId = cert.certId;
-    await ctx.commit(() => certificates.insert(ctx.session.userId, cert, limits.maxCertificatesPerUser));
+    await ctx.commit((tx) => certificates.insert(tx, ctx.session.userId, cert, limits.maxCertificatesPerUser));
     return { createCertificate: toCertificateInfo(cert) };
   },
 };
@@ -24,8 +24,8 @@ export const deleteCertificate: Handler<'deleteCertificate'> = {
   needsSession: true,
   async run(ctx, request) {
     ctx.audit.keyId = request.certId;
-    await ctx.commit(() => {
-      if (!ctx.services.certificates.delete(ctx.session.userId, request.certId)) throw new VhsmFailure('OBJECT_NOT_FOUND', `no certificate ${request.certId}`);
+    await ctx.commit(async (tx) => {
+      if (!(await tx.deleteCertificate(ctx.session.userId, request.certId))) throw new VhsmFailure('OBJECT_NOT_FOUND', `no certificate ${request.certId}`);
     });
     return { deleteCertificate: {} };
   },

@@ -18,7 +18,7 @@ function cipherFor(key: CachedKey, algorithm: number): CipherMechanism {
 export const encrypt: Handler<'encrypt'> = {
   needsSession: true,
   async run(ctx, request) {
-    const key = usableKey(ctx, request.keyId, KEY_USAGES.encrypt);
+    const key = await usableKey(ctx, request.keyId, KEY_USAGES.encrypt);
     const sealed = cipherFor(key, request.algorithm).encrypt(key, request.plaintext, request.aad);
     noteUse(ctx, key);
     return { encrypt: { nonce: sealed.nonce, ciphertext: sealed.ciphertext, tag: sealed.tag } };
@@ -28,7 +28,7 @@ export const encrypt: Handler<'encrypt'> = {
 export const decrypt: Handler<'decrypt'> = {
   needsSession: true,
   async run(ctx, request) {
-    const key = usableKey(ctx, request.keyId, KEY_USAGES.decrypt);
+    const key = await usableKey(ctx, request.keyId, KEY_USAGES.decrypt);
     const plaintext = await cipherFor(key, request.algorithm).decrypt(key, request, request.aad);
     noteUse(ctx, key);
     return { decrypt: { plaintext } };

@@ -16,21 +16,21 @@ import { toKeyInfo } from './convert.js';
 // handlers name the key.
 
 /** Loads the key the request is about (and names it in the audit row). */
-export function loadedKey(ctx: SessionOpContext, keyId: string): CachedKey {
+export function loadedKey(ctx: SessionOpContext, keyId: string): Promise<CachedKey> {
   ctx.audit.keyId = keyId;
-  return ctx.services.keys.load(ctx.session, keyId);
+  return ctx.services.keys.load(ctx.session, keyId, ctx.namedKey);
 }
 
 /** Loads the key and checks it may be used for `usage` (a KeyUsage value). */
-export function usableKey(ctx: SessionOpContext, keyId: string, usage: number): CachedKey {
-  const key = loadedKey(ctx, keyId);
+export async function usableKey(ctx: SessionOpContext, keyId: string, usage: number): Promise<CachedKey> {
+  const key = await loadedKey(ctx, keyId);
   if (!allows(key.usages, usage)) throw new VhsmFailure('USAGE_NOT_ALLOWED', `key ${keyId} does not allow this operation`);
   return key;
 }
 
 /** Loads the key and checks it was created extractable. */
-export function extractableKey(ctx: SessionOpContext, keyId: string): CachedKey {
-  const key = loadedKey(ctx, keyId);
+export async function extractableKey(ctx: SessionOpContext, keyId: string): Promise<CachedKey> {
+  const key = await loadedKey(ctx, keyId);
   if (!key.extractable) throw new VhsmFailure('NOT_EXTRACTABLE', `key ${keyId} was not created extractable`);
   return key;
 }
@@ -72,9 +72,9 @@ export async function storeNewKey(ctx: SessionOpContext, request: ValidKeySpec, 
   ctx.audit.keyId = keyId;
   try {
     const publicKey = spkiOf(spec, material); // listed before login (list_public_objects)
-    await ctx.commit(() => {
-      if (keys.count(ctx.session.userId) >= limits.maxKeysPerUser) throw new VhsmFailure('RESOURCE_EXHAUSTED', 'key limit reached for this user');
-      keys.insert(ctx.session, {
+    await ctx.commit(async (tx) => {
+      if ((await tx.countKeys(ctx.session.userId)) >= limits.maxKeysPerUser) throw new VhsmFailure('RESOURCE_EXHAUSTED', 'key limit reached for this user');
+      await keys.insert(tx, ctx.session, {
         keyId,
         keyType: spec.type,
         label: request.label,
@@ -88,5 +88,5 @@ export async function storeNewKey(ctx: SessionOpContext, request: ValidKeySpec, 
   } finally {
     material.fill(0);
   }
-  return toKeyInfo(keys.meta(ctx.session.userId, keyId)!);
+  return toKeyInfo((await keys.meta(ctx.session.userId, keyId))!);
 }

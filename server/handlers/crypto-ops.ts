@@ -38,7 +38,7 @@ function checkInput(mechanism: SignatureMechanism, key: CachedKey, data: Uint8Ar
 export const sign: Handler<'sign'> = {
   needsSession: true,
   async run(ctx, request) {
-    const key = usableKey(ctx, request.keyId, KEY_USAGES.sign);
+    const key = await usableKey(ctx, request.keyId, KEY_USAGES.sign);
     const mechanism = signatureFor(key, request.algorithm);
     checkInput(mechanism, key, request.data, request.prehashed);
     const signature = await mechanism.sign(key, request.data, request);
@@ -50,7 +50,7 @@ export const sign: Handler<'sign'> = {
 export const verify: Handler<'verify'> = {
   needsSession: true,
   async run(ctx, request) {
-    const key = usableKey(ctx, request.keyId, KEY_USAGES.verify);
+    const key = await usableKey(ctx, request.keyId, KEY_USAGES.verify);
     const mechanism = signatureFor(key, request.algorithm);
     checkInput(mechanism, key, request.data, request.prehashed);
     const valid = await mechanism.verify(key, request.data, request.signature, request);
@@ -62,7 +62,7 @@ export const verify: Handler<'verify'> = {
 export const mac: Handler<'mac'> = {
   needsSession: true,
   async run(ctx, request) {
-    const key = usableKey(ctx, request.keyId, KEY_USAGES.mac);
+    const key = await usableKey(ctx, request.keyId, KEY_USAGES.mac);
     const value = macFor(key, request.algorithm).compute(key.loaded, request.data);
     noteUse(ctx, key);
     return { mac: { mac: value } };
@@ -72,7 +72,7 @@ export const mac: Handler<'mac'> = {
 export const verifyMac: Handler<'verifyMac'> = {
   needsSession: true,
   async run(ctx, request) {
-    const key = usableKey(ctx, request.keyId, KEY_USAGES.mac);
+    const key = await usableKey(ctx, request.keyId, KEY_USAGES.mac);
     const expected = macFor(key, request.algorithm).compute(key.loaded, request.data);
     const valid = macsEqual(expected, request.mac);
     noteUse(ctx, key);

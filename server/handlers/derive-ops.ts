@@ -48,7 +48,7 @@ async function storeDerived(ctx: SessionOpContext, result: ValidKeySpec, spec: K
 export const agreeKey: Handler<'agreeKey'> = {
   needsSession: true,
   async run(ctx, request) {
-    const key = usableKey(ctx, request.privateKeyId, KEY_USAGES.derive);
+    const key = await usableKey(ctx, request.privateKeyId, KEY_USAGES.derive);
     if (!supportsAgreement(key.keyType)) throw new VhsmFailure('WRONG_KEY_TYPE', 'key agreement needs an ec-p256, ec-p384, ec-p521 or x25519 key');
     const spec = resultSpecFor(request.result);
     if (!request.kdf && spec.type !== KEY_TYPES.secret) throw invalid('without kdf the result is the raw shared secret: result.type must be secret');
@@ -75,7 +75,7 @@ export const agreeKey: Handler<'agreeKey'> = {
 export const deriveKey: Handler<'deriveKey'> = {
   needsSession: true,
   async run(ctx, request) {
-    const key = usableKey(ctx, request.baseKeyId, KEY_USAGES.derive);
+    const key = await usableKey(ctx, request.baseKeyId, KEY_USAGES.derive);
     if (key.keyType !== KEY_TYPES.secret || !key.loaded.secretKey) throw new VhsmFailure('WRONG_KEY_TYPE', 'derivation needs a secret key as input');
     const spec = resultSpecFor(request.result);
     const usages = usageMaskFor(spec, request.result.usages);

@@ -34,7 +34,7 @@ export const importKey: Handler<'importKey'> = {
 export const listKeys: Handler<'listKeys'> = {
   needsSession: true,
   async run(ctx, request) {
-    const rows = ctx.services.keys.list(ctx.session.userId, request.afterKeyId, request.limit + 1);
+    const rows = await ctx.services.keys.list(ctx.session.userId, request.afterKeyId, request.limit + 1);
     const page = rows.slice(0, request.limit);
     const more = rows.length > request.limit;
     return { listKeys: { keys: page.map(toKeyInfo), nextAfterKeyId: more ? page[page.length - 1]!.keyId : '' } };
@@ -45,7 +45,7 @@ export const keyInfo: Handler<'keyInfo'> = {
   needsSession: true,
   async run(ctx, request) {
     ctx.audit.keyId = request.keyId;
-    const meta = ctx.services.keys.meta(ctx.session.userId, request.keyId);
+    const meta = await ctx.services.keys.meta(ctx.session.userId, request.keyId);
     if (!meta) throw new VhsmFailure('KEY_NOT_FOUND', `no key ${request.keyId}`);
     return { keyInfo: toKeyInfo(meta) };
   },
@@ -55,8 +55,8 @@ export const deleteKey: Handler<'deleteKey'> = {
   needsSession: true,
   async run(ctx, request) {
     ctx.audit.keyId = request.keyId;
-    await ctx.commit(() => {
-      if (!ctx.services.keys.delete(ctx.session.userId, request.keyId)) throw new VhsmFailure('KEY_NOT_FOUND', `no key ${request.keyId}`);
+    await ctx.commit(async (tx) => {
+      if (!(await tx.deleteKey(ctx.session.userId, request.keyId))) throw new VhsmFailure('KEY_NOT_FOUND', `no key ${request.keyId}`);
     });
     ctx.services.sessions.forgetKey(ctx.session.userId, request.keyId);
     return { deleteKey: {} };
@@ -66,7 +66,7 @@ export const deleteKey: Handler<'deleteKey'> = {
 export const exportPublicKey: Handler<'exportPublicKey'> = {
   needsSession: true,
   async run(ctx, request) {
-    const key = loadedKey(ctx, request.keyId);
+    const key = await loadedKey(ctx, request.keyId);
     return { exportPublicKey: { data: exportPublic(key.loaded, request.format) } };
   },
 };
@@ -74,7 +74,7 @@ export const exportPublicKey: Handler<'exportPublicKey'> = {
 export const exportKey: Handler<'exportKey'> = {
   needsSession: true,
   async run(ctx, request) {
-    const key = extractableKey(ctx, request.keyId);
+    const key = await extractableKey(ctx, request.keyId);
     return { exportKey: { keyData: specFor(key.keyType).exportMaterial(key.loaded, request.format) } };
   },
 };

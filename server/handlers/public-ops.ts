@@ -11,11 +11,11 @@
  * (limit ≤ 100, partial index) plus the user's certificates, which are
  * bounded in bytes (certstore.ts); it runs in the normal fairness lane.
  */
-import type Database from 'better-sqlite3';
 import { MAX_PAYLOAD_BYTES, v1, type pb } from '../../proto/index.js';
 import { VhsmFailure } from '../errors.js';
 import type { Handler } from '../context.js';
-import { findUserByName, isContainerAllowed, type UserRow } from '../users.js';
+import type { StorageReads } from '../backend.js';
+import type { UserRow } from '../users.js';
 import { toCertificateInfo, toPublicKeyObject } from './convert.js';
 
 /** What the Response takes around the list: version, an id below 2^53, the result's tag and length. */
@@ -31,10 +31,10 @@ function elementBytes(bodyBytes: number): number {
 }
 
 /** The user, when it exists and the sender's container is in its allowed set; NOT_ALLOWED, the same either way, otherwise. */
-function visibleUser(db: Database.Database, username: string, ctid: number): UserRow {
-  const user = findUserByName(db, username);
+async function visibleUser(reads: StorageReads, username: string, ctid: number): Promise<UserRow> {
+  const user = await reads.findUser(username);
   // Row ids start at 1: for an unknown name this is the same lookup, finding nothing.
-  const allowed = isContainerAllowed(db, user?.id ?? 0, ctid);
+  const allowed = await reads.isContainerAllowed(user?.id ?? 0, ctid);
   if (!user || !allowed) throw new VhsmFailure('NOT_ALLOWED', 'no public objects for this user here: unknown user, or this container is not in its allowed set');
   return user;
 }
@@ -43,15 +43,15 @@ export const listPublicObjects: Handler<'listPublicObjects'> = {
   needsSession: false,
   async run(ctx, request) {
     ctx.audit.user = request.username;
-    const { store, keys, certificates } = ctx.services;
-    const user = visibleUser(store.db, request.username, ctx.sender.ctid);
-    const certs = request.afterKeyId === '' ? certificates.list(user.id).map(toCertificateInfo) : [];
+    const { storage, keys, certificates } = ctx.services;
+    const user = await visibleUser(storage.reads, request.username, ctx.sender.ctid);
+    const certs = request.afterKeyId === '' ? (await certificates.list(user.id)).map(toCertificateInfo) : [];
 
     // A reply is at most 32 KiB: keys fill what the certificates leave, so a
     // page may hold fewer than `limit`; the cursor says whether more follow.
     let room = MAX_PAYLOAD_BYTES - RESPONSE_FRAMING_BYTES - CURSOR_BYTES;
     for (const cert of certs) room -= elementBytes(v1.CertificateInfo.encode(cert).finish().length);
-    const rows = keys.listPublic(user.id, request.afterKeyId, request.limit + 1);
+    const rows = await keys.listPublic(user.id, request.afterKeyId, request.limit + 1);
     const page: pb.PublicKeyObject.$Properties[] = [];
     for (const row of rows.slice(0, request.limit)) {
       const object = toPublicKeyObject(row);

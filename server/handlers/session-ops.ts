@@ -21,10 +21,10 @@ export const login: Handler<'login'> = {
     );
     const sessionId = sessions.open(ctx.sender, user, user.authKey);
     try {
-      const backfill = ctx.services.keys.missingPublicKeys(user.userId, user.authKey, PUBLIC_KEY_BACKFILL_PER_LOGIN);
-      await ctx.commit(() => {
-        user.resetFailures();
-        for (const { rowId, spki } of backfill) ctx.services.keys.setPublicKey(rowId, spki);
+      const backfill = await ctx.services.keys.missingPublicKeys(user.userId, user.authKey, PUBLIC_KEY_BACKFILL_PER_LOGIN);
+      await ctx.commit(async (tx) => {
+        await user.resetFailures(tx);
+        for (const { rowId, spki } of backfill) await tx.setPublicKey(rowId, spki);
       });
     } catch (error) {
       sessions.close(sessionId, ctx.sender);

@@ -26,7 +26,7 @@ export const digestInit: Handler<'digestInit'> = {
 export const macInit: Handler<'macInit'> = {
   needsSession: true,
   async run(ctx, request) {
-    const key = usableKey(ctx, request.keyId, KEY_USAGES.mac);
+    const key = await usableKey(ctx, request.keyId, KEY_USAGES.mac);
     const mechanism = macFor(key, request.algorithm);
     const source = { kind: 'mac', algorithm: mechanism.algorithm, keyId: key.keyId, keyRowId: key.rowId } as const;
     const streamId = ctx.session.streams.open(source, mechanism.start(key.loaded));
@@ -53,7 +53,7 @@ export const streamFinal: Handler<'streamFinal'> = {
     noteStream(ctx, stream);
     if (source.kind === 'mac') {
       // The key may have been deleted (or deleted and re-created) since init.
-      const key = ctx.services.keys.load(ctx.session, source.keyId);
+      const key = await ctx.services.keys.load(ctx.session, source.keyId);
       if (key.rowId !== source.keyRowId) throw new VhsmFailure('KEY_NOT_FOUND', `key ${source.keyId} changed since the stream began`);
       noteUse(ctx, key);
     }

@@ -24,7 +24,7 @@ function rsaKey(key: CachedKey): CachedKey {
 
 /** Creates the default wrapping key unless it exists (a concurrent request may win: fine). */
 async function ensureWrappingKey(ctx: SessionOpContext): Promise<void> {
-  if (ctx.services.keys.meta(ctx.session.userId, WRAPPING_KEY_ID)) return;
+  if (await ctx.services.keys.meta(ctx.session.userId, WRAPPING_KEY_ID)) return;
   const spec = specFor(WRAPPING_KEY_TYPE);
   const material = await spec.generate(0);
   const request = { keyType: WRAPPING_KEY_TYPE, keyId: WRAPPING_KEY_ID, label: 'BYOK wrapping key', usages: [], extractable: false };
@@ -40,8 +40,8 @@ export const wrappingKey: Handler<'wrappingKey'> = {
   async run(ctx, request) {
     ctx.audit.keyId = WRAPPING_KEY_ID;
     await ensureWrappingKey(ctx);
-    const key = rsaKey(usableKey(ctx, WRAPPING_KEY_ID, KEY_USAGES.unwrap));
-    const meta = ctx.services.keys.meta(ctx.session.userId, WRAPPING_KEY_ID);
+    const key = rsaKey(await usableKey(ctx, WRAPPING_KEY_ID, KEY_USAGES.unwrap));
+    const meta = await ctx.services.keys.meta(ctx.session.userId, WRAPPING_KEY_ID);
     if (!meta) throw new VhsmFailure('KEY_NOT_FOUND', `no key ${WRAPPING_KEY_ID}`);
     return { wrappingKey: { key: toKeyInfo(meta), publicKey: exportPublicKey(key.loaded, request.format) } };
   },
@@ -50,7 +50,7 @@ export const wrappingKey: Handler<'wrappingKey'> = {
 export const importWrappedKey: Handler<'importWrappedKey'> = {
   needsSession: true,
   async run(ctx, request) {
-    const wrapping = rsaKey(usableKey(ctx, request.wrappingKeyId || WRAPPING_KEY_ID, KEY_USAGES.unwrap));
+    const wrapping = rsaKey(await usableKey(ctx, request.wrappingKeyId || WRAPPING_KEY_ID, KEY_USAGES.unwrap));
     const spec = specFor(request.spec.keyType);
     const usages = usageMaskFor(spec, request.spec.usages);
     const plain = await unwrapTransported(wrapping.loaded.privateKey!, request.wrappedKey);
@@ -69,11 +69,11 @@ export const importWrappedKey: Handler<'importWrappedKey'> = {
 export const exportWrappedKey: Handler<'exportWrappedKey'> = {
   needsSession: true,
   async run(ctx, request) {
-    const key = extractableKey(ctx, request.keyId);
+    const key = await extractableKey(ctx, request.keyId);
     let publicKey: KeyObject;
     let wrapping: CachedKey | undefined;
     if (request.target.kind === 'stored') {
-      wrapping = rsaKey(usableKey(ctx, request.target.keyId, KEY_USAGES.wrap));
+      wrapping = rsaKey(await usableKey(ctx, request.target.keyId, KEY_USAGES.wrap));
       publicKey = wrapping.loaded.publicKey!;
       ctx.audit.keyId = request.keyId; // the exported key is what the audit row is about
     } else {

@@ -48,7 +48,7 @@ function verifyFile(path: string, anchor?: { seq: number; hash: string }) {
 t.test('every request is recorded with its context, no secrets', async (t) => {
   const { path, close } = await auditedDatabase();
   t.teardown(close);
-  const rows = auditRows(path);
+  const rows = (await auditRows(path));
   t.same(
     rows.map((row) => [row.op, row.result]),
     [
@@ -79,7 +79,7 @@ t.test('verify detects edited, deleted, reordered and truncated rows', async (t)
   edited.db.close();
   const editedReport = verifyFile(edited.path);
   t.notOk(editedReport.ok, 'an edited result is detected');
-  t.equal(editedReport.problems[0]?.seq, auditRows(path).length, 'at the edited row');
+  t.equal(editedReport.problems[0]?.seq, (await auditRows(path)).length, 'at the edited row');
 
   const editedUser = tamperable(path, 'edited-user');
   editedUser.db.prepare("UPDATE audit SET user = 'bob' WHERE seq = 3").run();

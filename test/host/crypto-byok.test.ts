@@ -91,7 +91,7 @@ t.test('import: wrapped keys of each kind arrive intact', async (t) => {
 
 t.test('import: failures are DECRYPT_FAILED or a clear code, and store nothing', async (t) => {
   const good = wrapFor(wrappingPublic, randomBytes(32));
-  const before = snapshot(fixture.dbPath);
+  const before = (await snapshot(fixture.dbPath));
   const k = wrappingPublic.k;
   const attempts: [string, () => Promise<unknown>, string][] = [
     ['a flipped bit in the RSA part', () => session.importWrappedKey({ type: 'aes-256', wrappedKey: flipped(good, 100) }), 'DECRYPT_FAILED'],
@@ -105,15 +105,15 @@ t.test('import: failures are DECRYPT_FAILED or a clear code, and store nothing',
     ['a wrapping key that does not exist', () => session.importWrappedKey({ type: 'aes-256', wrappingKeyId: 'nope', wrappedKey: good }), 'KEY_NOT_FOUND'],
   ];
   for (const [label, attempt, code] of attempts) await expectCode(t, attempt(), code, label);
-  t.equal(snapshot(fixture.dbPath), before, 'the refused imports changed nothing');
+  t.equal((await snapshot(fixture.dbPath)), before, 'the refused imports changed nothing');
   const plainRsa = await session.generateKey({ type: 'rsa-2048', usages: ['decrypt'] });
   const aes = await session.generateKey({ type: 'aes-256', usages: ['encrypt'] });
-  const withKeys = snapshot(fixture.dbPath);
+  const withKeys = (await snapshot(fixture.dbPath));
   t.not(withKeys, before, '(the snapshot does see new keys)');
   await expectCode(t, session.importWrappedKey({ type: 'aes-256', wrappingKeyId: plainRsa.keyId, wrappedKey: good }), 'USAGE_NOT_ALLOWED', 'an RSA key without unwrap');
   await expectCode(t, session.importWrappedKey({ type: 'aes-256', wrappingKeyId: aes.keyId, wrappedKey: good }), 'USAGE_NOT_ALLOWED', 'an AES key as the wrapping key');
   await expectCode(t, session.exportWrappedKey(aes.keyId, { publicKey: wrapping.publicKey }), 'NOT_EXTRACTABLE', 'a non-extractable key is not exported, wrapped or not');
-  t.equal(snapshot(fixture.dbPath), withKeys, 'nor did these');
+  t.equal((await snapshot(fixture.dbPath)), withKeys, 'nor did these');
 });
 
 t.test('export: wrapped under a caller key (DER or PEM) or a stored key, opened outside', async (t) => {

@@ -28,7 +28,7 @@ t.test('usages are enforced on every operation', async (t) => {
   const empty = new Uint8Array(0);
   const uses = async () => (await session.listKeys()).map((k) => [k.keyId, k.useCount, k.lastUsedAt?.getTime() ?? 0]);
   const usesBefore = await uses();
-  const before = snapshot(fixture.dbPath);
+  const before = (await snapshot(fixture.dbPath));
 
   const refused: [string, () => Promise<unknown>][] = [
     ['sign with a verify-only key', () => session.sign(verifyOnly.keyId, Buffer.from('m'))],
@@ -59,14 +59,14 @@ t.test('usages are enforced on every operation', async (t) => {
     ['key agreement with a secret key', () => session.agreeKey(secret.keyId, peer)],
   ];
   for (const [label, attempt] of misfit) await expectCode(t, attempt(), 'WRONG_KEY_TYPE', label);
-  t.equal(snapshot(fixture.dbPath), before, 'nothing stored changed');
+  t.equal((await snapshot(fixture.dbPath)), before, 'nothing stored changed');
   t.same(await uses(), usesBefore, 'no refused operation counted as a use');
-  t.equal(auditRows(fixture.dbPath).filter((row) => row.result === 'USAGE_NOT_ALLOWED').length, refused.length, 'each refusal is audited');
+  t.equal((await auditRows(fixture.dbPath)).filter((row) => row.result === 'USAGE_NOT_ALLOWED').length, refused.length, 'each refusal is audited');
 });
 
 t.test('usages outside a key type’s set are refused at creation', async (t) => {
   const { fixture, session } = await aliceSession(t);
-  const before = snapshot(fixture.dbPath);
+  const before = (await snapshot(fixture.dbPath));
   const cases: [KeyTypeName, KeyUsageName][] = [
     ['x25519', 'sign'],
     ['aes-256', 'sign'],
@@ -80,7 +80,7 @@ t.test('usages outside a key type’s set are refused at creation', async (t) =>
     ['ec-p521', 'encrypt'],
   ];
   for (const [type, usage] of cases) await expectCode(t, session.generateKey({ type, usages: [usage] }), 'USAGE_NOT_ALLOWED', `${type} with ${usage}`);
-  t.equal(snapshot(fixture.dbPath), before, 'no key was created');
+  t.equal((await snapshot(fixture.dbPath)), before, 'no key was created');
   const defaults: [KeyTypeName, string[]][] = [
     ['ec-p384', ['sign', 'verify']],
     ['x25519', ['derive']],
@@ -93,7 +93,7 @@ t.test('usages outside a key type’s set are refused at creation', async (t) =>
 
 t.test('imports are checked: pairwise consistency, sizes, formats', async (t) => {
   const { fixture, session } = await aliceSession(t);
-  const before = snapshot(fixture.dbPath);
+  const before = (await snapshot(fixture.dbPath));
   const a = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'der', type: 'pkcs8' });
   const b = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'der', type: 'spki' });
   const mismatched = Buffer.concat([a.subarray(0, a.length - 65), b.subarray(b.length - 65)]); // A's scalar, B's public point
@@ -104,7 +104,7 @@ t.test('imports are checked: pairwise consistency, sizes, formats', async (t) =>
   await expectCode(t, session.importKey({ type: 'secret', format: 'pkcs8-der', keyData: a }), 'INVALID_ARGUMENT', 'a secret as PKCS#8');
   const x = generateKeyPairSync('x25519').privateKey.export({ format: 'der', type: 'pkcs8' });
   await expectCode(t, session.importKey({ type: 'ed25519', format: 'pkcs8-der', keyData: x }), 'WRONG_KEY_TYPE', 'an X25519 key as ed25519');
-  t.equal(snapshot(fixture.dbPath), before, 'nothing was stored');
+  t.equal((await snapshot(fixture.dbPath)), before, 'nothing was stored');
   t.equal((await session.importKey({ type: 'x25519', format: 'pkcs8-der', keyData: x })).type, 'x25519', 'the same key as x25519 is fine');
 });
 
@@ -113,7 +113,7 @@ t.test('malformed fields of the new operations (raw protocol)', async (t) => {
   const transport = fixture.hub.connect(identity());
   const session = await rawLogin(transport, ALICE.name, ALICE.password);
   const codeOf = async (request: Parameters<typeof call>[1], withSession = true) => (await call(transport, withSession ? { session, ...request } : request)).error ?? 'OK';
-  const before = snapshot(fixture.dbPath);
+  const before = (await snapshot(fixture.dbPath));
   const spec = { type: 13 };
   const cases: [string, Parameters<typeof call>[1], string][] = [
     ['an unknown encryption algorithm', { encrypt: { keyId: 'k', algorithm: 99 as never } }, 'INVALID_ARGUMENT'],
@@ -156,7 +156,7 @@ t.test('malformed fields of the new operations (raw protocol)', async (t) => {
     { streamAbort: { streamId: 1 } },
   ];
   for (const body of validBodies) t.equal(await codeOf(body, false), 'NOT_AUTHENTICATED', `${Object.keys(body)[0]} needs a session`);
-  t.equal(snapshot(fixture.dbPath), before, 'nothing stored changed');
+  t.equal((await snapshot(fixture.dbPath)), before, 'nothing stored changed');
 });
 
 t.test('audit rows name the new operations and their keys', async (t) => {
@@ -167,7 +167,7 @@ t.test('audit rows name the new operations and their keys', async (t) => {
   const stream = await session.macInit((await session.generateKey({ type: 'hmac', keyId: 'audited-mac' })).keyId);
   await stream.update(Buffer.from('y'));
   await stream.final();
-  const rows = auditRows(fixture.dbPath).map((row) => `${row.op}:${row.key_id}:${row.result}`);
+  const rows = (await auditRows(fixture.dbPath)).map((row) => `${row.op}:${row.key_id}:${row.result}`);
   for (const expected of ['encrypt:audited-aes:OK', 'decrypt:audited-aes:OK', 'random::OK', 'macInit:audited-mac:OK', 'streamUpdate:audited-mac:OK', 'streamFinal:audited-mac:OK']) {
     t.ok(rows.includes(expected), expected);
   }

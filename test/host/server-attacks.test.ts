@@ -7,8 +7,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { SessionTable, DEFAULT_SESSION_LIMITS } from '../../server/sessions.js';
-import { Store } from '../../server/storage.js';
-import { deleteUser, denyContainers } from '../../server/users.js';
+import { openAdminStore } from '../../server/admin-store.js';
 import { ALICE, BOB, identitiesAreFree, identity, startFixture } from './helpers/fixture.js';
 import { expectCode } from './helpers/expect.js';
 import { auditRows, call, rawLogin, snapshot } from './helpers/raw.js';
@@ -21,7 +20,7 @@ t.test("another user's keys are invisible and unusable", async (t) => {
   const bob = await client.login(BOB.name, BOB.password);
   const ec = await alice.generateKey({ type: 'ec-p256', keyId: 'alice-signing' });
   const mac = await alice.generateKey({ type: 'hmac', keyId: 'alice-mac', extractable: true });
-  const before = snapshot(fixture.dbPath);
+  const before = (await snapshot(fixture.dbPath));
 
   const data = new Uint8Array([1, 2, 3]);
   await expectCode(t, bob.sign(ec.keyId, data), 'KEY_NOT_FOUND', 'bob signs with alice\'s key');
@@ -32,7 +31,7 @@ t.test("another user's keys are invisible and unusable", async (t) => {
   await expectCode(t, bob.exportKey(mac.keyId, 'raw'), 'KEY_NOT_FOUND', 'bob exports alice\'s extractable secret');
   await expectCode(t, bob.deleteKey(ec.keyId), 'KEY_NOT_FOUND', 'bob deletes it');
   t.same(await bob.listKeys(), [], 'bob lists none of alice\'s keys');
-  t.equal(snapshot(fixture.dbPath), before, 'nothing changed');
+  t.equal((await snapshot(fixture.dbPath)), before, 'nothing changed');
 
   // Ids are per user: bob may use the same id, and learns nothing about alice's.
   const bobs = await bob.generateKey({ type: 'ed25519', keyId: 'alice-signing' });
@@ -49,8 +48,8 @@ t.test('a session id is usable only from its (CTID, netns cookie, PID)', async (
   const sessionId = await rawLogin(homeTransport, ALICE.name, ALICE.password);
   const created = await call(homeTransport, { session: sessionId, generateKey: { spec: { type: 1, keyId: 'k1' } } });
   t.equal(created.error, undefined, 'the session works at home');
-  const before = snapshot(fixture.dbPath);
-  const auditBefore = auditRows(fixture.dbPath).length;
+  const before = (await snapshot(fixture.dbPath));
+  const auditBefore = (await auditRows(fixture.dbPath)).length;
 
   const elsewhere = [
     ['another container (allowed for the same user)', identity({ ctid: 102, pid: 500 })],
@@ -82,10 +81,10 @@ t.test('a session id is usable only from its (CTID, netns cookie, PID)', async (
     t.equal(random.error, 'SESSION_INVALID', `${label}: a random session id gets the same answer`);
     t.equal(random.message, (await call(thief, { session: sessionId, listKeys: {} })).message, `${label}: same message too`);
   }
-  t.equal(snapshot(fixture.dbPath), before, 'nothing changed');
+  t.equal((await snapshot(fixture.dbPath)), before, 'nothing changed');
   const list = await call(homeTransport, { session: sessionId, listKeys: {} });
   t.equal(list.response.listKeys?.keys?.length, 1, 'the session still works at home (the thief could not log it out)');
-  const refused = auditRows(fixture.dbPath).slice(auditBefore).filter((row) => row.result === 'SESSION_INVALID');
+  const refused = (await auditRows(fixture.dbPath)).slice(auditBefore).filter((row) => row.result === 'SESSION_INVALID');
   t.equal(refused.length, elsewhere.length * 6 + elsewhere.length, 'every refused attempt is audited');
   t.ok(refused.every((row) => row.user === ''), 'the audit names no user for foreign session ids');
 });
@@ -93,12 +92,12 @@ t.test('a session id is usable only from its (CTID, netns cookie, PID)', async (
 t.test('login only from the user\'s containers', async (t) => {
   const fixture = await startFixture();
   t.teardown(() => fixture.close());
-  const before = snapshot(fixture.dbPath);
+  const before = (await snapshot(fixture.dbPath));
   const outsider = await fixture.client({ ctid: 102 });
   await expectCode(t, outsider.login(ALICE.name, ALICE.password), 'CONTAINER_NOT_ALLOWED', 'right password, container 102 not in alice\'s set');
   await expectCode(t, outsider.login(ALICE.name, 'wrong'), 'BAD_CREDENTIALS', 'wrong password from there');
   await expectCode(t, (await fixture.client({ ctid: 0 })).login(ALICE.name, ALICE.password), 'CONTAINER_NOT_ALLOWED', 'CTID 0 is not special');
-  const after = JSON.parse(snapshot(fixture.dbPath)) as { login_failures: { ctid: number; failures: number }[] };
+  const after = JSON.parse((await snapshot(fixture.dbPath))) as { login_failures: { ctid: number; failures: number }[] };
   t.same(
     after.login_failures.map((row) => [row.ctid, row.failures]),
     [
@@ -131,15 +130,15 @@ t.test('sessions end: logout wipes keys, idle timeout, user deleted, container d
   }
   t.pass('activity keeps a session alive past the idle timeout (4 × 250 ms)');
 
-  const store = Store.open(fixture.dbPath);
-  denyContainers(store, ALICE.name, [101]);
+  const store = await openAdminStore(fixture.dbPath);
+  await store.denyContainers(ALICE.name, [101]);
   await expectCode(t, busy.sign(key.keyId, new Uint8Array(1)), 'SESSION_INVALID', 'container removed from the set by the admin');
 
   const bobClient = await fixture.client({ ctid: 102 });
   const bob = await bobClient.login(BOB.name, BOB.password);
   await bob.generateKey({ type: 'hmac', keyId: 'b' });
-  deleteUser(store, BOB.name);
-  store.close();
+  await store.deleteUser(BOB.name);
+  await store.close();
   await expectCode(t, bob.listKeys(), 'SESSION_INVALID', 'user deleted by the admin');
   await expectCode(t, bobClient.login(BOB.name, BOB.password), 'BAD_CREDENTIALS', 'deleted user cannot log in');
 });
@@ -180,7 +179,7 @@ t.test('usages, key types and extractability are enforced', async (t) => {
   const verifyOnly = await session.generateKey({ type: 'ec-p256', usages: ['verify'] });
   const ed = await session.generateKey({ type: 'ed25519' });
   const hmac = await session.generateKey({ type: 'hmac' });
-  const before = snapshot(fixture.dbPath);
+  const before = (await snapshot(fixture.dbPath));
   const data = new Uint8Array(8);
   await expectCode(t, session.sign(verifyOnly.keyId, data), 'USAGE_NOT_ALLOWED', 'sign with a verify-only key');
   await expectCode(t, session.sign(ed.keyId, data, { algorithm: 'ecdsa-sha256' }), 'WRONG_KEY_TYPE', 'ECDSA with an Ed25519 key');
@@ -193,7 +192,7 @@ t.test('usages, key types and extractability are enforced', async (t) => {
   await expectCode(t, session.generateKey({ type: 'hmac', lengthBytes: 8 }), 'INVALID_ARGUMENT', 'an 8-byte HMAC key');
   await expectCode(t, session.generateKey({ type: 'ec-p256', lengthBytes: 32 }), 'INVALID_ARGUMENT', 'a length for a key pair');
   await expectCode(t, session.importKey({ type: 'ec-p256', format: 'pkcs8-der', keyData: randomBytes(100) }), 'INVALID_ARGUMENT', 'garbage PKCS#8');
-  t.equal(snapshot(fixture.dbPath), before, 'nothing changed');
+  t.equal((await snapshot(fixture.dbPath)), before, 'nothing changed');
 
   const exportable = await session.generateKey({ type: 'hmac', extractable: true, lengthBytes: 48 });
   const secret = await session.exportKey(exportable.keyId, 'raw');

@@ -6,8 +6,7 @@
 import t from 'tap';
 import { VhsmError, type VhsmClient } from '../../client/index.js';
 import { backoffDelayMs, DEFAULT_LOCKOUT_POLICY, evaluateGate, nextFailureState } from '../../server/lockout.js';
-import { Store } from '../../server/storage.js';
-import { listUsers, unlockUser } from '../../server/users.js';
+import { openAdminStore } from '../../server/admin-store.js';
 import { ALICE, startFixture } from './helpers/fixture.js';
 import { expectCode } from './helpers/expect.js';
 
@@ -77,8 +76,8 @@ for (const who of ['a known user', 'an unknown user'] as const) {
     t.same(await attempt(other, name, 'guess'), { code: 'BAD_CREDENTIALS' }, 'another container is not locked');
 
     if (who === 'a known user') {
-      const store = Store.open(fixture.dbPath);
-      const alice = listUsers(store.db).find((user) => user.name === ALICE.name)!;
+      const store = await openAdminStore(fixture.dbPath);
+      const alice = (await store.listUsers()).find((user) => user.name === ALICE.name)!;
       t.equal(alice.locked, true, 'the admin sees the lock');
       t.same(
         alice.failures.map((f) => [f.ctid, f.failures, f.locked]),
@@ -88,12 +87,12 @@ for (const who of ['a known user', 'an unknown user'] as const) {
         ],
         'per container',
       );
-      t.equal(unlockUser(store, ALICE.name, 101), 1, 'admin unlocks');
-      store.close();
+      t.equal(await store.unlockUser(ALICE.name, 101), 1, 'admin unlocks');
+      await store.close();
       t.same(await attempt(attacker, name, ALICE.password), { code: 'OK' }, 'login works after unlock');
-      const after = Store.open(fixture.dbPath);
-      t.same(listUsers(after.db).find((user) => user.name === ALICE.name)!.failures.map((f) => f.ctid), [102], 'success cleared the counter of 101 only');
-      after.close();
+      const after = await openAdminStore(fixture.dbPath);
+      t.same((await after.listUsers()).find((user) => user.name === ALICE.name)!.failures.map((f) => f.ctid), [102], 'success cleared the counter of 101 only');
+      await after.close();
     }
   });
 }

@@ -5,12 +5,11 @@
  * reply (which releases the kernel's charge), and audits it.
  */
 import t from 'tap';
-import Database from 'better-sqlite3';
 import { encodeRequest, PROTOCOL_VERSION } from '../../proto/index.js';
 import { MemoryTransportHub } from '../../transport/memory.js';
 import type { StampedRequest } from '../../transport/types.js';
 import { ALICE, identity, startFixture } from './helpers/fixture.js';
-import { rawLogin } from './helpers/raw.js';
+import { rawLogin, selectAll } from './helpers/raw.js';
 
 t.test('memory hub: a closed client cancels its pending requests; late replies are accepted', async (t) => {
   const hub = new MemoryTransportHub();
@@ -49,11 +48,10 @@ t.test('server: cancelled requests that have not started are skipped, answered e
   t.same(await Promise.all([slow, ...queued]), ['gone', 'gone', 'gone', 'gone'], 'the leaving client saw its requests end');
 
   await fx.server.stop();
-  const db = new Database(fx.dbPath, { readonly: true });
-  t.teardown(() => db.close());
-  const keys = (db.prepare('SELECT key_id FROM keys ORDER BY key_id').all() as { key_id: string }[]).map((r) => r.key_id);
+  const keys = (await selectAll(fx.dbPath, 'SELECT key_id FROM keys ORDER BY key_id')).map((r) => r.key_id);
   t.same(keys, ['rsa-first'], 'the started request finished; the three queued ones were never run');
-  const rows = db.prepare("SELECT op, result, ctid, proc_start FROM audit WHERE op = 'cancelled'").all();
+  const ctid = fx.backend === 'postgres' ? 'container AS ctid' : 'ctid';
+  const rows = (await selectAll(fx.dbPath, `SELECT op, result, ${ctid}, proc_start FROM audit WHERE op = 'cancelled'`)).map((r) => ({ ...r, ctid: Number(r.ctid) }));
   t.same(rows, Array(3).fill({ op: 'cancelled', result: 'CANCELLED', ctid: who.ctid, proc_start: identity().procStart.toString() }), 'each skipped request is audited, with the stamp');
   t.equal(fx.hub.pendingCount, 0, 'every request was answered, so nothing stays charged');
 });

@@ -14,6 +14,7 @@
  * control its timing; everywhere else (every other test and the server)
  * it is the real fdatasync.
  */
+import { SqliteTx } from '../../server/sqlite-backend.js';
 import t, { type Test } from 'tap';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -140,11 +141,11 @@ async function groupCommitCase(t: Test, durability: Durability) {
   const store = openStore(t);
   const held = heldSync();
   const wal = WalSync.open(store.path, { maxDelayMs: 60_000, sync: held.sync });
-  const commits = new GroupCommit(store, wal, new Checkpointer(store, silentLogger), new KeyUses(1000), durability);
+  const commits = new GroupCommit(store, new SqliteTx(store.db), wal, new Checkpointer(store, silentLogger), new KeyUses(1000), durability);
   const rowsOf = (op: string): number => (store.db.prepare('SELECT count(*) AS n FROM audit WHERE op = ?').get(op) as { n: number }).n;
 
   const readOnly = watch(commits.enqueue(record('sign')));
-  const change = watch(commits.commit(() => store.db.prepare("UPDATE audit_head SET id = id WHERE id = 1").run(), record('generate-key')));
+  const change = watch(commits.commit(() => void store.db.prepare('UPDATE audit_head SET id = id WHERE id = 1').run(), record('generate-key')));
   await tick();
   await tick();
   t.equal(rowsOf('sign'), 1, 'the read-only request’s audit row is in the DB');

@@ -4,12 +4,12 @@
  * after a restart keys persist and old sessions are gone.
  */
 import t from 'tap';
-import Database from 'better-sqlite3';
 import { VhsmError } from '../../client/index.js';
-import { verifyAuditChain } from '../../server/audit.js';
+import { openAdminStore } from '../../server/admin-store.js';
 import { VhsmServer } from '../../server/server.js';
 import { ALICE, TEST_ITERATIONS, startFixture } from './helpers/fixture.js';
 import { expectCode } from './helpers/expect.js';
+import { selectAll } from './helpers/raw.js';
 
 t.test('stop answers in-flight requests, then closes transport and DB', async (t) => {
   const fixture = await startFixture();
@@ -34,11 +34,11 @@ t.test('stop answers in-flight requests, then closes transport and DB', async (t
   t.ok(lateError instanceof VhsmError && ['SHUTTING_DOWN', 'ECONNREFUSED', 'ECONNRESET'].includes(lateError.code), `a request sent while stopping gets a defined error (${(lateError as VhsmError).code})`);
   await expectCode(t, session.digest(new Uint8Array(1)), 'ECONNREFUSED', 'after stop, the transport has no server');
 
-  const db = new Database(fixture.dbPath, { readonly: true });
-  const count = (db.prepare("SELECT count(*) AS n FROM keys WHERE key_id LIKE 'during-stop-%'").get() as { n: number }).n;
-  t.equal(count, 100, 'every acknowledged key is stored');
-  t.ok(verifyAuditChain(db).ok, 'audit chain intact after stop');
-  db.close();
+  const [row] = await selectAll(fixture.dbPath, "SELECT count(*) AS n FROM keys WHERE key_id LIKE 'during-stop-%'");
+  t.equal(Number(row!.n), 100, 'every acknowledged key is stored');
+  const admin = await openAdminStore(fixture.dbPath);
+  t.ok((await admin.verifyAudit()).ok, 'audit chain intact after stop');
+  await admin.close();
   await t.resolves(fixture.server.stop(), 'stop is idempotent');
 
   fixture.server = await VhsmServer.open({ storagePath: fixture.dbPath, pbkdf2Iterations: TEST_ITERATIONS });

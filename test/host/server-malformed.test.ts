@@ -34,8 +34,8 @@ t.test('malformed frames: each answered with its error, nothing changes', async 
   const session = await rawLogin(transport, ALICE.name, ALICE.password);
   const keyReply = await call(transport, { session, generateKey: { spec: { type: 1, keyId: 'victim' } } });
   t.equal(keyReply.error, undefined, 'a key to attack');
-  const before = snapshot(fixture.dbPath);
-  const auditBefore = auditRows(fixture.dbPath).length;
+  const before = (await snapshot(fixture.dbPath));
+  const auditBefore = (await auditRows(fixture.dbPath)).length;
   const good: pb.Request.$Properties = { version: PROTOCOL_VERSION, id: 77, session, sign: { keyId: 'victim', data: new Uint8Array([1, 2, 3]) } };
   const goodBytes = encodeRequest(good);
 
@@ -81,11 +81,11 @@ t.test('malformed frames: each answered with its error, nothing changes', async 
   }
   t.pass('every prefix of a valid request is refused');
 
-  t.equal(snapshot(fixture.dbPath), before, 'nothing changed in the DB');
+  t.equal((await snapshot(fixture.dbPath)), before, 'nothing changed in the DB');
   const good2 = await sendRaw(transport, goodBytes);
   t.equal(good2.error, undefined, 'the server still serves the well-formed request');
-  t.ok(auditRows(fixture.dbPath).length > auditBefore + 300, 'the malformed requests were audited');
-  t.ok(auditRows(fixture.dbPath).some((row) => row.op === 'invalid' && row.result === 'BAD_REQUEST'), 'as op "invalid"');
+  t.ok((await auditRows(fixture.dbPath)).length > auditBefore + 300, 'the malformed requests were audited');
+  t.ok((await auditRows(fixture.dbPath)).some((row) => row.op === 'invalid' && row.result === 'BAD_REQUEST'), 'as op "invalid"');
 });
 
 t.test('oversized fields: refused before any handler, nothing changes', async (t) => {
@@ -95,7 +95,7 @@ t.test('oversized fields: refused before any handler, nothing changes', async (t
   const session = await rawLogin(transport, ALICE.name, ALICE.password);
   await call(transport, { session, generateKey: { spec: { type: 3, keyId: 'mac-key' } } });
   await call(transport, { session, generateKey: { spec: { type: 1, keyId: 'ec-key' } } });
-  const before = snapshot(fixture.dbPath);
+  const before = (await snapshot(fixture.dbPath));
   const cases: [string, pb.Request.$Properties, string][] = [
     ['65-character username', { login: { username: 'a'.repeat(65), password: Buffer.from('x') } }, 'INVALID_ARGUMENT'],
     ['username with a slash', { login: { username: 'a/b', password: Buffer.from('x') } }, 'INVALID_ARGUMENT'],
@@ -145,7 +145,7 @@ t.test('oversized fields: refused before any handler, nothing changes', async (t
     t.equal(reply.error, code, `${label} → ${code}`);
     t.notMatch(reply.message ?? '', /l{100}|k{60}|u{60}/, `${label}: the message does not echo the value`);
   }
-  t.equal(snapshot(fixture.dbPath), before, 'nothing changed');
+  t.equal((await snapshot(fixture.dbPath)), before, 'nothing changed');
 
   // Larger than the kernel's 32 KiB: the transport refuses it...
   await t.rejects(transport.request(new Uint8Array(32 * 1024 + 1)), new TransportError('EMSGSIZE', ''), 'the transport refuses > 32 KiB');
@@ -168,9 +168,9 @@ t.test('replayed requests: no effect beyond their own semantics', async (t) => {
   const session = await rawLogin(home, ALICE.name, ALICE.password);
   const generate = encodeRequest({ version: PROTOCOL_VERSION, id: 1, session, generateKey: { spec: { type: 2, keyId: 'once' } } });
   t.equal((await sendRaw(home, generate)).error, undefined, 'first generate');
-  const afterFirst = snapshot(fixture.dbPath);
+  const afterFirst = (await snapshot(fixture.dbPath));
   t.equal((await sendRaw(home, generate)).error, 'KEY_EXISTS', 'replayed generate → KEY_EXISTS');
-  t.equal(snapshot(fixture.dbPath), afterFirst, 'replay changed nothing');
+  t.equal((await snapshot(fixture.dbPath)), afterFirst, 'replay changed nothing');
 
   const sign = encodeRequest({ version: PROTOCOL_VERSION, id: 2, session, sign: { keyId: 'once', data: new Uint8Array(4) } });
   if (identitiesAreFree()) t.equal((await sendRaw(await fixture.connect({ pid: 11 }), sign)).error, 'SESSION_INVALID', 'captured sign replayed by another process');
@@ -178,7 +178,7 @@ t.test('replayed requests: no effect beyond their own semantics', async (t) => {
 
   const remove = encodeRequest({ version: PROTOCOL_VERSION, id: 3, session, deleteKey: { keyId: 'once' } });
   t.equal((await sendRaw(home, remove)).error, undefined, 'delete');
-  const afterDelete = snapshot(fixture.dbPath);
+  const afterDelete = (await snapshot(fixture.dbPath));
   t.equal((await sendRaw(home, remove)).error, 'KEY_NOT_FOUND', 'replayed delete → KEY_NOT_FOUND');
 
   const logout = encodeRequest({ version: PROTOCOL_VERSION, id: 4, session, logout: {} });
@@ -186,7 +186,7 @@ t.test('replayed requests: no effect beyond their own semantics', async (t) => {
   t.equal((await sendRaw(home, logout)).error, 'SESSION_INVALID', 'replayed logout');
   t.equal((await sendRaw(home, sign)).error, 'SESSION_INVALID', 'replayed sign after logout');
   t.equal((await sendRaw(home, generate)).error, 'SESSION_INVALID', 'replayed generate after logout');
-  t.equal(snapshot(fixture.dbPath), afterDelete, 'nothing changed');
+  t.equal((await snapshot(fixture.dbPath)), afterDelete, 'nothing changed');
 });
 
 t.test('the server keeps serving under a random-byte flood', async (t) => {

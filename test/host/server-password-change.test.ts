@@ -6,12 +6,12 @@
  * tool's rules, the request is audited and its bytes zeroed.
  */
 import t from 'tap';
-import Database from 'better-sqlite3';
+import { isPostgresUrl } from '../../server/pg/store.js';
 import { VhsmClient, VhsmError, type VhsmSession } from '../../client/index.js';
 import type { StampedRequest } from '../../transport/types.js';
 import { ALICE, BOB, TEST_ITERATIONS, serveWrapped, startFixture } from './helpers/fixture.js';
 import { expectCode } from './helpers/expect.js';
-import { auditRows, call, rawLogin, snapshot } from './helpers/raw.js';
+import { auditRows, call, rawLogin, selectAll, snapshot } from './helpers/raw.js';
 
 const NEW_PASSWORD = 'a brand new passphrase';
 const POLICY = { freeAttempts: 2, backoffBaseMs: 100, backoffMaxMs: 400, lockAfter: 5 };
@@ -23,13 +23,10 @@ interface UserState {
   password_changed_ms: number;
 }
 
-function userState(dbPath: string, name: string): UserState {
-  const db = new Database(dbPath, { readonly: true });
-  try {
-    return db.prepare('SELECT kdf_salt, kdf_iterations, wrapped_auth_key, password_changed_ms FROM users WHERE name = ?').get(name) as UserState;
-  } finally {
-    db.close();
-  }
+async function userState(dbPath: string, name: string): Promise<UserState> {
+  const param = isPostgresUrl(dbPath) ? '$1' : '?';
+  const [row] = await selectAll(dbPath, `SELECT kdf_salt, kdf_iterations, wrapped_auth_key, password_changed_ms FROM users WHERE name = ${param}`, [name]);
+  return row as unknown as UserState;
 }
 
 /** The parts of the DB snapshot a password change must not touch. */
@@ -60,16 +57,16 @@ t.test('the new password logs in, the old one no longer; keys and every session 
   const key = await here.generateKey({ type: 'ec-p256', keyId: 'k' });
   const secret = await here.generateKey({ type: 'aes-256', keyId: 'aes' });
   const sealed = await here.encrypt(secret.keyId, Buffer.from('sealed before'));
-  const before = userState(fixture.dbPath, ALICE.name);
-  const keysBefore = keysPart(snapshot(fixture.dbPath));
+  const before = (await userState(fixture.dbPath, ALICE.name));
+  const keysBefore = keysPart((await snapshot(fixture.dbPath)));
 
   await here.changePassword(ALICE.password, NEW_PASSWORD);
 
-  const after = userState(fixture.dbPath, ALICE.name);
+  const after = (await userState(fixture.dbPath, ALICE.name));
   t.notSame(after.wrapped_auth_key, before.wrapped_auth_key, 'the auth key is rewrapped');
   t.notSame(after.kdf_salt, before.kdf_salt, 'under a fresh salt');
   t.ok(after.password_changed_ms >= before.password_changed_ms, 'the change time recorded');
-  t.same(keysPart(snapshot(fixture.dbPath)), keysBefore, 'keys, certificates and containers untouched');
+  t.same(keysPart((await snapshot(fixture.dbPath))), keysBefore, 'keys, certificates and containers untouched');
 
   const message = Buffer.from('still works');
   const signature = await here.sign(key.keyId, message);
@@ -81,7 +78,7 @@ t.test('the new password logs in, the old one no longer; keys and every session 
   const fresh = await client.login(ALICE.name, NEW_PASSWORD);
   t.equal(await fresh.verify(key.keyId, message, signature), true, 'the new password opens the same keys');
 
-  const rows = auditRows(fixture.dbPath).filter((row) => row.op === 'changePassword');
+  const rows = (await auditRows(fixture.dbPath)).filter((row) => row.op === 'changePassword');
   t.same(rows.map((row) => [row.user, row.ctid, row.result]), [['alice', 101, 'OK']], 'audited once, OK');
   const bob = await (await fixture.client({ ctid: 102 })).login(BOB.name, BOB.password);
   t.ok(bob.active, "bob's password is untouched");
@@ -95,7 +92,7 @@ t.test('the PBKDF2 count never goes down: the larger of the user’s and the ser
     const fixture = await startFixture({ userIterations, pbkdf2Iterations: serverIterations });
     const session = await (await fixture.client()).login(ALICE.name, ALICE.password);
     await session.changePassword(ALICE.password, NEW_PASSWORD);
-    t.equal(userState(fixture.dbPath, ALICE.name).kdf_iterations, expected, `user ${userIterations}, server ${serverIterations} → ${expected}`);
+    t.equal((await userState(fixture.dbPath, ALICE.name)).kdf_iterations, expected, `user ${userIterations}, server ${serverIterations} → ${expected}`);
     await fixture.close();
   }
 });
@@ -106,7 +103,7 @@ t.test('a wrong old password is a failed login: backoff, then lockout, shared wi
   t.teardown(() => fixture.close());
   const session = await (await fixture.client({ pid: 1 })).login(ALICE.name, ALICE.password);
   const loginClient = await fixture.client({ pid: 2 });
-  const before = userState(fixture.dbPath, ALICE.name);
+  const before = (await userState(fixture.dbPath, ALICE.name));
   const change = (old: string): Promise<{ code: string; retryAfterMs?: number }> => outcome(session.changePassword(old, NEW_PASSWORD));
 
   t.same(await change('guess-1'), { code: 'BAD_CREDENTIALS' }, 'failure 1');
@@ -125,8 +122,8 @@ t.test('a wrong old password is a failed login: backoff, then lockout, shared wi
   now += 24 * 3600_000;
   t.same(await loginOutcome(loginClient, ALICE.password), { code: 'LOCKED_OUT' }, 'login locked too, a day later');
   t.same(await loginOutcome(await fixture.client({ ctid: 101, pid: 3 }), ALICE.password), { code: 'LOCKED_OUT' }, 'for every process of the container');
-  t.same(userState(fixture.dbPath, ALICE.name).wrapped_auth_key, before.wrapped_auth_key, 'the password never changed');
-  const results = auditRows(fixture.dbPath)
+  t.same((await userState(fixture.dbPath, ALICE.name)).wrapped_auth_key, before.wrapped_auth_key, 'the password never changed');
+  const results = (await auditRows(fixture.dbPath))
     .filter((row) => row.op === 'changePassword')
     .map((row) => row.result);
   t.same(results, ['BAD_CREDENTIALS', 'BAD_CREDENTIALS', 'LOGIN_THROTTLED', 'LOGIN_THROTTLED', 'BAD_CREDENTIALS', 'BAD_CREDENTIALS', 'LOCKED_OUT'], 'every attempt audited with its result');
@@ -137,9 +134,9 @@ t.test('a successful change clears the container’s failures, as a login does',
   t.teardown(() => fixture.close());
   const session = await (await fixture.client()).login(ALICE.name, ALICE.password);
   await expectCode(t, session.changePassword('wrong', NEW_PASSWORD), 'BAD_CREDENTIALS', 'one failure');
-  t.match(snapshot(fixture.dbPath), /"login_failures":\[\{/, 'recorded');
+  t.match((await snapshot(fixture.dbPath)), /"login_failures":\[\{/, 'recorded');
   await session.changePassword(ALICE.password, NEW_PASSWORD);
-  t.match(snapshot(fixture.dbPath), /"login_failures":\[\]/, 'cleared by the successful change');
+  t.match((await snapshot(fixture.dbPath)), /"login_failures":\[\]/, 'cleared by the successful change');
 });
 
 t.test('the new password follows the admin tool’s rules; refusals change nothing and count nothing', async (t) => {
@@ -147,7 +144,7 @@ t.test('the new password follows the admin tool’s rules; refusals change nothi
   t.teardown(() => fixture.close());
   const transport = await fixture.connect();
   const session = await rawLogin(transport, ALICE.name, ALICE.password);
-  const before = snapshot(fixture.dbPath);
+  const before = (await snapshot(fixture.dbPath));
   const old = Buffer.from(ALICE.password);
   for (const [what, body, code] of [
     ['an empty new password', { oldPassword: old, newPassword: new Uint8Array(0) }, 'INVALID_ARGUMENT'],
@@ -159,7 +156,7 @@ t.test('the new password follows the admin tool’s rules; refusals change nothi
   }
   t.equal((await call(transport, { changePassword: { oldPassword: old, newPassword: Buffer.from(NEW_PASSWORD) } })).error, 'NOT_AUTHENTICATED', 'no session');
   t.equal((await call(await fixture.connect({ pid: 99 }), { session, changePassword: { oldPassword: old, newPassword: Buffer.from('x') } })).error, 'SESSION_INVALID', "another process's session");
-  t.equal(snapshot(fixture.dbPath), before, 'nothing changed, no failure counted');
+  t.equal((await snapshot(fixture.dbPath)), before, 'nothing changed, no failure counted');
   const longest = Buffer.alloc(1024, 0x7a);
   t.equal((await call(transport, { session, changePassword: { oldPassword: old, newPassword: longest } })).error, undefined, 'a 1024-byte password is fine');
   const client = await fixture.client({ pid: 5 });

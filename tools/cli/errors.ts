@@ -142,6 +142,8 @@ function fromVhsmError(error: CodedError, context: FailureContext): CliError {
       return make(VHSM_EXIT.BUSY, 'the VHSM server is busy with this container\'s requests: retry shortly');
     case 'SHUTTING_DOWN':
       return make(VHSM_EXIT.BUSY, 'the VHSM server is stopping: retry when it is back');
+    case 'UNAVAILABLE':
+      return make(VHSM_EXIT.BUSY, `the VHSM server cannot reach its database (${detail}): nothing was done; retry shortly`);
     case 'RESOURCE_EXHAUSTED':
       return make(VHSM_EXIT.BUSY, `the VHSM server is at a limit: ${detail}`);
 

@@ -5,17 +5,19 @@
  * more requests at a time sign with one key, printing `signed` for each
  * acknowledged signature. The parent kills it with SIGKILL part-way through.
  *
- *   node crash-child.js DB_PATH COUNT
+ *   node crash-child.js DB_PATH COUNT [SERVER_ID]
+ *
+ * DB_PATH may be a postgres:// URL (then SERVER_ID names its audit chain).
  */
 import { VhsmClient } from '../../../client/index.js';
 import { VhsmServer } from '../../../server/server.js';
 import { MemoryTransportHub } from '../../../transport/memory.js';
 import { ALICE, TEST_ITERATIONS, identity } from './fixture.js';
 
-const [dbPath, countText] = process.argv.slice(2);
+const [dbPath, countText, serverId] = process.argv.slice(2);
 const count = Number(countText);
 const hub = new MemoryTransportHub();
-const server = await VhsmServer.open({ storagePath: dbPath!, pbkdf2Iterations: TEST_ITERATIONS });
+const server = await VhsmServer.open({ storagePath: dbPath!, pbkdf2Iterations: TEST_ITERATIONS, ...(serverId ? { serverId } : {}) });
 server.serve(hub.createServerTransport());
 const client = await VhsmClient.connect(hub.connect(identity()));
 const session = await client.login(ALICE.name, ALICE.password);

@@ -7,11 +7,28 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VhsmClient } from '../../../client/index.js';
-import { createUser } from '../../../server/users.js';
-import { Store } from '../../../server/storage.js';
+import { openAdminStore } from '../../../server/admin-store.js';
 import { VhsmServer, type VhsmServerOptions } from '../../../server/server.js';
 import { MemoryTransportHub } from '../../../transport/memory.js';
 import type { ClientTransport, SenderIdentity, ServerTransport } from '../../../transport/types.js';
+import { freshPgDatabase } from './pg.js';
+
+/**
+ * Which storage fixtures use: 'sqlite' (default), or 'postgres' when
+ * VHSM_TEST_BACKEND=postgres (the test runner's second pass of the server
+ * suites): a fresh database on the test cluster per fixture.
+ */
+export type TestBackend = 'sqlite' | 'postgres';
+export function testBackend(): TestBackend {
+  return process.env.VHSM_TEST_BACKEND === 'postgres' ? 'postgres' : 'sqlite';
+}
+
+/** A fresh, empty store location for this process's backend: a file path in `dir`, or a new database's URL. */
+export async function freshStoreLocation(dir: string, backend: TestBackend = testBackend()): Promise<{ location: string; drop(): Promise<void> }> {
+  if (backend === 'sqlite') return { location: join(dir, 'vhsm.db'), drop: async () => undefined };
+  const db = await freshPgDatabase();
+  return { location: db.url, drop: () => db.drop() };
+}
 
 /**
  * Where fixtures get their transports. On the host: the in-memory hub, which
@@ -68,21 +85,23 @@ export function tempDir(prefix = 'vhsm-test-'): { dir: string; cleanup(): void }
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Creates a DB file with the given users. */
-export async function createDatabase(path: string, users: readonly TestUser[] = [ALICE, BOB], iterations = TEST_ITERATIONS): Promise<void> {
-  const store = Store.open(path, { create: true });
+/** Creates a store (a SQLite file, or the schema in a PostgreSQL database) with the given users. */
+export async function createDatabase(location: string, users: readonly TestUser[] = [ALICE, BOB], iterations = TEST_ITERATIONS): Promise<void> {
+  const store = await openAdminStore(location, { create: true });
   try {
     for (const user of users) {
-      await createUser(store, { name: user.name, password: Buffer.from(user.password), iterations, ctids: user.ctids, nowMs: Date.now() });
+      await store.createUser({ name: user.name, password: Buffer.from(user.password), iterations, ctids: user.ctids, nowMs: Date.now() });
     }
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
 export interface Fixture {
   readonly dir: string;
+  /** The store: a SQLite file, or a postgres:// URL (testBackend()). */
   readonly dbPath: string;
+  readonly backend: TestBackend;
   readonly hub: MemoryTransportHub;
   readonly transports: TestTransports;
   server: VhsmServer;
@@ -103,7 +122,8 @@ export interface FixtureOptions extends Partial<VhsmServerOptions> {
 
 export async function startFixture(options: FixtureOptions = {}): Promise<Fixture> {
   const { dir, cleanup } = tempDir();
-  const dbPath = join(dir, 'vhsm.db');
+  const backend = testBackend();
+  const { location: dbPath, drop } = await freshStoreLocation(dir, backend);
   const { users, userIterations, ...serverDefaults } = options;
   await createDatabase(dbPath, users ?? [ALICE, BOB], userIterations ?? TEST_ITERATIONS);
   const hub = new MemoryTransportHub();
@@ -118,6 +138,7 @@ export async function startFixture(options: FixtureOptions = {}): Promise<Fixtur
   const fixture: Fixture = {
     dir,
     dbPath,
+    backend,
     hub,
     transports,
     server: await VhsmServer.open(serverOptions()),
@@ -135,6 +156,7 @@ export async function startFixture(options: FixtureOptions = {}): Promise<Fixtur
     async close() {
       await Promise.allSettled(clients.map((client) => client.close()));
       await fixture.server.stop();
+      await drop();
       cleanup();
     },
   };
@@ -154,12 +176,15 @@ export async function serveWrapped(
 ): Promise<{ client: VhsmClient; dbPath: string }> {
   const { dir, cleanup } = tempDir();
   t.teardown(cleanup);
-  const dbPath = join(dir, 'vhsm.db');
+  const { location: dbPath, drop } = await freshStoreLocation(dir);
   await createDatabase(dbPath, [ALICE]);
   const hub = new MemoryTransportHub();
   const server = await VhsmServer.open({ storagePath: dbPath, pbkdf2Iterations: TEST_ITERATIONS });
   server.serve(wrap(hub.createServerTransport()));
-  t.teardown(() => server.stop());
+  t.teardown(async () => {
+    await server.stop();
+    await drop();
+  });
   const client = await VhsmClient.connect(hub.connect(identity()));
   t.teardown(() => client.close());
   return { client, dbPath };

@@ -3,6 +3,8 @@
  * requests and read the decoded Response, bypassing the client library.
  */
 import Database from 'better-sqlite3';
+import pg from 'pg';
+import { isPostgresUrl } from '../../../server/pg/store.js';
 import { ERROR_CODES, PROTOCOL_VERSION, decodeResponse, encodeRequest, nameOf, uint64ToSafeNumber, type pb } from '../../../proto/index.js';
 import type { ClientTransport } from '../../../transport/types.js';
 
@@ -40,34 +42,55 @@ export async function rawLogin(transport: ClientTransport, username: string, pas
 /** Key use counters, written at most once a second: compare them through keyInfo/listKeys, which add pending counts. */
 const STATISTICS = new Set(['use_count', 'last_used_ms']);
 
-/** Everything in the DB except the audit log and use counters, for "changed nothing" checks. */
-export function snapshot(dbPath: string): string {
-  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-  try {
-    const out: Record<string, unknown[]> = {};
-    for (const table of ['users', 'user_containers', 'login_failures', 'keys', 'certificates']) {
-      out[table] = db
-        .prepare(`SELECT * FROM ${table} ORDER BY 1, 2`)
-        .all()
-        .map((row) =>
-          Object.fromEntries(
-            Object.entries(row as Record<string, unknown>)
-              .filter(([k]) => !STATISTICS.has(k))
-              .map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('hex') : v]),
-          ),
-        );
-    }
-    return JSON.stringify(out);
-  } finally {
-    db.close();
+/** Everything in the DB except the audit log and use counters, for "changed nothing" checks (either backend). */
+export async function snapshot(location: string): Promise<string> {
+  const out: Record<string, unknown[]> = {};
+  for (const table of ['users', 'user_containers', 'login_failures', 'keys', 'certificates']) {
+    out[table] = (await selectAll(location, `SELECT * FROM ${table} ORDER BY 1, 2`)).map((row) =>
+      Object.fromEntries(
+        Object.entries(row)
+          .filter(([k]) => !STATISTICS.has(k))
+          .map(([k, v]) => [k === 'container' ? 'ctid' : k, Buffer.isBuffer(v) ? v.toString('hex') : typeof v === 'boolean' ? Number(v) : v]),
+      ),
+    );
   }
+  return JSON.stringify(out);
 }
 
-/** Audit rows as plain objects (for checking what was recorded). */
-export function auditRows(dbPath: string): { seq: number; ctid: number; pid: number; user: string; op: string; key_id: string; result: string }[] {
-  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+export interface RawAuditRow {
+  seq: number;
+  ctid: number;
+  pid: number;
+  user: string;
+  op: string;
+  key_id: string;
+  result: string;
+}
+
+/** Audit rows as plain objects (for checking what was recorded), in append order (PostgreSQL: chain by chain). */
+export async function auditRows(location: string): Promise<RawAuditRow[]> {
+  const sql = isPostgresUrl(location)
+    ? 'SELECT seq, container AS ctid, pid, "user", op, key_id, result FROM audit ORDER BY chain, seq'
+    : 'SELECT seq, ctid, pid, user, op, key_id, result FROM audit ORDER BY seq';
+  return (await selectAll(location, sql)) as unknown as RawAuditRow[];
+}
+
+/** Rows of one query, from a SQLite file (read-only) or a PostgreSQL URL. */
+export async function selectAll(location: string, sql: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
+  if (isPostgresUrl(location)) {
+    // BIGINT as a number, as the server's pool reads it (and as SQLite returns integers).
+    const types = { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === 20 ? Number : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser };
+    const client = new pg.Client({ connectionString: location, types });
+    await client.connect();
+    try {
+      return (await client.query(sql, params)).rows as Record<string, unknown>[];
+    } finally {
+      await client.end();
+    }
+  }
+  const db = new Database(location, { readonly: true, fileMustExist: true });
   try {
-    return db.prepare('SELECT seq, ctid, pid, user, op, key_id, result FROM audit ORDER BY seq').all() as never;
+    return db.prepare(sql).all(...params) as Record<string, unknown>[];
   } finally {
     db.close();
   }

@@ -1,0 +1,247 @@
+/**
+ * The audit trail in PostgreSQL: one hash chain per writer.
+ *
+ * Each server appends to its own chain (its server id; vhsm-admin to
+ * "admin"), each row hashing the previous row of that chain:
+ *   hash = SHA-256(previous hash || JSON [chain, seq, ...the SQLite row's fields])
+ * so rows cannot move between chains, and writers never wait on each other.
+ * audit_heads holds each chain's last seq and hash, moved in the same
+ * statement as the rows it covers. A chain named "" holds rows copied from a
+ * SQLite store by `vhsm-admin migrate`; they keep their original encoding
+ * and hashes, so the copy verifies against the same anchors.
+ *
+ * What is ordered: the rows of one chain (one server's requests, in the
+ * order their batches committed). What is not: rows of different chains
+ * relative to each other; time_ms orders them roughly, nothing more.
+ */
+import { createHash } from 'node:crypto';
+import { canonicalAuditRow, GENESIS_HASH, type AuditAnchor, type AuditProblem, type AuditRecord, type AuditRow } from '../audit.js';
+import type { Queryable } from './store.js';
+
+/** The chain's encoding of a row: the SQLite one, prefixed with the chain name (except the migrated chain ""). */
+export function canonicalChainRow(chain: string, seq: number, record: AuditRecord): string {
+  const base = canonicalAuditRow(seq, record);
+  return chain === '' ? base : `[${JSON.stringify(chain)},${base.slice(1)}`;
+}
+
+export function chainRowHash(previous: Uint8Array, chain: string, seq: number, record: AuditRecord): Buffer {
+  return createHash('sha256').update(previous).update(canonicalChainRow(chain, seq, record), 'utf8').digest();
+}
+
+export interface ChainHead {
+  seq: number;
+  hash: Buffer;
+}
+
+/** Another writer moved this chain's head (two servers configured with one id). */
+export class ChainConflict extends Error {
+  override readonly name = 'ChainConflict';
+}
+
+export async function readChainHead(db: Queryable, chain: string): Promise<ChainHead> {
+  const result = await db.query<{ seq: number; hash: Buffer }>('SELECT seq, hash FROM audit_heads WHERE chain = $1', [chain]);
+  const row = result.rows[0];
+  return row ? { seq: row.seq, hash: row.hash } : { seq: 0, hash: GENESIS_HASH };
+}
+
+/**
+ * One statement that appends `records` after `head` and moves the head,
+ * only if the head is still `head` (else ChainConflict and nothing written).
+ * `uses` (key row id → count, last use) are merged in the same statement
+ * with `use_count = use_count + n`, so no server's counts overwrite another's.
+ * Returns the new head.
+ */
+export async function appendChainRows(
+  db: Queryable,
+  chain: string,
+  head: ChainHead,
+  records: readonly AuditRecord[],
+  uses?: ReadonlyMap<number, { count: number; lastUsedMs: number }>,
+): Promise<ChainHead> {
+  let { seq, hash } = head;
+  const columns = { seq: [] as number[], time: [] as number[], ctid: [] as number[], cookie: [] as string[], pid: [] as number[], uid: [] as number[], gid: [] as number[], user: [] as string[], op: [] as string[], key: [] as string[], result: [] as string[], proc: [] as (string | null)[], hash: [] as Buffer[] };
+  for (const record of records) {
+    seq += 1;
+    hash = chainRowHash(hash, chain, seq, record);
+    columns.seq.push(seq);
+    columns.time.push(record.timeMs);
+    columns.ctid.push(record.ctid);
+    columns.cookie.push(record.netnsCookie.toString(10));
+    columns.pid.push(record.pid);
+    columns.uid.push(record.uid);
+    columns.gid.push(record.gid);
+    columns.user.push(record.user);
+    columns.op.push(record.op);
+    columns.key.push(record.keyId);
+    columns.result.push(record.result);
+    columns.proc.push(record.procStart === undefined ? null : record.procStart.toString(10));
+    columns.hash.push(hash);
+  }
+  const useIds = [...(uses?.keys() ?? [])];
+  const useCounts = useIds.map((id) => uses!.get(id)!.count);
+  const useTimes = useIds.map((id) => uses!.get(id)!.lastUsedMs);
+  // The head moves first (a row lock: concurrent appenders to one chain queue
+  // here, and the WHERE makes the loser's whole statement a no-op).
+  const result = await db.query<{ moved: number }>(
+    `WITH head AS (
+       INSERT INTO audit_heads AS h (chain, seq, hash) VALUES ($1, $2, $3)
+       ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE h.seq = $4
+       RETURNING 1
+     ), rows AS (
+       INSERT INTO audit (chain, seq, time_ms, container, netns_cookie, pid, uid, gid, "user", op, key_id, result, proc_start, hash)
+       SELECT $1, r.* FROM unnest($5::bigint[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[],
+                                  $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bytea[])
+         AS r(seq, time_ms, ctid, netns_cookie, pid, uid, gid, "user", op, key_id, result, proc_start, hash)
+       WHERE EXISTS (SELECT 1 FROM head)
+     ), uses AS (
+       UPDATE keys SET use_count = keys.use_count + u.n, last_used_ms = greatest(keys.last_used_ms, u.t)
+       FROM unnest($18::bigint[], $19::bigint[], $20::bigint[]) AS u(id, n, t)
+       WHERE keys.id = u.id AND EXISTS (SELECT 1 FROM head)
+     )
+     SELECT count(*)::int AS moved FROM head`,
+    [
+      chain, seq, hash, head.seq,
+      columns.seq, columns.time, columns.ctid, columns.cookie, columns.pid, columns.uid, columns.gid,
+      columns.user, columns.op, columns.key, columns.result, columns.proc, columns.hash,
+      useIds, useCounts, useTimes,
+    ],
+  );
+  if (result.rows[0]?.moved !== 1) throw new ChainConflict(`audit chain ${JSON.stringify(chain)} was extended by another writer`);
+  return { seq, hash };
+}
+
+interface RawRow {
+  chain: string;
+  seq: number;
+  time_ms: number;
+  container: number;
+  netns_cookie: string;
+  pid: number;
+  uid: number;
+  gid: number;
+  user: string;
+  op: string;
+  key_id: string;
+  result: string;
+  proc_start: string | null;
+  hash: Buffer;
+}
+
+export interface ChainAuditRow extends AuditRow {
+  readonly chain: string;
+}
+
+function toRow(raw: RawRow): ChainAuditRow {
+  return {
+    chain: raw.chain,
+    seq: raw.seq,
+    timeMs: raw.time_ms,
+    ctid: raw.container,
+    netnsCookie: BigInt(raw.netns_cookie),
+    pid: raw.pid,
+    ...(raw.proc_start === null ? {} : { procStart: BigInt(raw.proc_start) }),
+    uid: raw.uid,
+    gid: raw.gid,
+    user: raw.user,
+    op: raw.op,
+    keyId: raw.key_id,
+    result: raw.result,
+    hash: raw.hash,
+  };
+}
+
+export interface ChainReport {
+  readonly chain: string;
+  readonly rows: number;
+  readonly headSeq: number;
+  readonly headHash: string;
+}
+
+export interface PgAuditVerifyReport {
+  readonly ok: boolean;
+  readonly rows: number;
+  readonly chains: readonly ChainReport[];
+  /** Problems, each naming its chain in `problem` and its row by seq; the first is the first bad row. */
+  readonly problems: readonly (AuditProblem & { readonly chain: string })[];
+}
+
+const PAGE = 5000;
+const MAX_REPORTED_PROBLEMS = 100;
+
+/**
+ * Walks every chain (those with a head and those with rows): broken links,
+ * gaps, heads that do not match their chain's last row. `anchors` (chain →
+ * seq:hash recorded elsewhere) catch a rewritten chain.
+ */
+export async function verifyChains(db: Queryable, anchors: ReadonlyMap<string, AuditAnchor> = new Map()): Promise<PgAuditVerifyReport> {
+  const problems: (AuditProblem & { chain: string })[] = [];
+  const report = (chain: string, seq: number, problem: string): void => {
+    if (problems.length < MAX_REPORTED_PROBLEMS) problems.push({ chain, seq, problem });
+  };
+  const heads = new Map<string, ChainHead>();
+  for (const row of (await db.query<{ chain: string; seq: number; hash: Buffer }>('SELECT chain, seq, hash FROM audit_heads')).rows) heads.set(row.chain, row);
+  const chainNames = new Set(heads.keys());
+  for (const row of (await db.query<{ chain: string }>('SELECT DISTINCT chain FROM audit')).rows) chainNames.add(row.chain);
+  for (const chain of anchors.keys()) chainNames.add(chain);
+
+  const chains: ChainReport[] = [];
+  let total = 0;
+  for (const chain of [...chainNames].sort()) {
+    let previous: Buffer = GENESIS_HASH;
+    let expected = 1;
+    let rows = 0;
+    const anchor = anchors.get(chain);
+    let anchorSeen = false;
+    for (;;) {
+      const page = await db.query<RawRow>('SELECT * FROM audit WHERE chain = $1 AND seq >= $2 ORDER BY seq LIMIT $3', [chain, expected, PAGE]);
+      for (const raw of page.rows) {
+        const row = toRow(raw);
+        rows += 1;
+        if (row.seq !== expected) report(chain, row.seq, `chain ${JSON.stringify(chain)}: rows ${expected}..${row.seq - 1} are missing`);
+        if (!chainRowHash(previous, chain, row.seq, row).equals(row.hash)) {
+          report(chain, row.seq, `chain ${JSON.stringify(chain)}: hash does not match the row and its predecessor (edited, reordered or a row before it removed)`);
+        }
+        if (anchor && anchor.seq === row.seq) {
+          anchorSeen = true;
+          if (row.hash.toString('hex') !== anchor.hash.toLowerCase()) report(chain, row.seq, `chain ${JSON.stringify(chain)}: hash differs from the recorded anchor`);
+        }
+        previous = row.hash;
+        expected = row.seq + 1;
+      }
+      if (page.rows.length < PAGE) break;
+    }
+    const head = heads.get(chain);
+    const headSeq = head?.seq ?? 0;
+    if (headSeq !== expected - 1) report(chain, headSeq, `chain ${JSON.stringify(chain)}: head says ${headSeq} rows but the chain ends at ${expected - 1} (truncated or rows added outside the chain)`);
+    else if (head && !head.hash.equals(previous)) report(chain, headSeq, `chain ${JSON.stringify(chain)}: head hash does not match the last row`);
+    if (anchor && !anchorSeen) report(chain, anchor.seq, `chain ${JSON.stringify(chain)}: anchor row is missing`);
+    chains.push({ chain, rows, headSeq, headHash: (head?.hash ?? GENESIS_HASH).toString('hex') });
+    total += rows;
+  }
+  return { ok: problems.length === 0, rows: total, chains, problems };
+}
+
+export interface PgAuditQuery {
+  readonly chain?: string;
+  readonly limit?: number;
+  readonly user?: string;
+  readonly ctid?: number;
+  readonly newestFirst?: boolean;
+}
+
+/** Rows for `audit show`: by time across chains (not an order the chains promise), then chain and seq. */
+export async function readChainRows(db: Queryable, query: PgAuditQuery = {}): Promise<ChainAuditRow[]> {
+  const where: string[] = ['true'];
+  const params: unknown[] = [];
+  const add = (clause: string, value: unknown): void => {
+    params.push(value);
+    where.push(clause.replace('?', `$${params.length}`));
+  };
+  if (query.chain !== undefined) add('chain = ?', query.chain);
+  if (query.user !== undefined) add('"user" = ?', query.user);
+  if (query.ctid !== undefined) add('container = ?', query.ctid);
+  const order = query.newestFirst ? 'DESC' : 'ASC';
+  params.push(query.limit ?? 100);
+  const result = await db.query<RawRow>(`SELECT * FROM audit WHERE ${where.join(' AND ')} ORDER BY time_ms ${order}, chain, seq ${order} LIMIT $${params.length}`, params);
+  return result.rows.map(toRow);
+}

@@ -1,0 +1,103 @@
+/**
+ * The PostgreSQL store: init creates the schema, opening an empty database
+ * without `create` fails, a newer schema is refused, URLs with passwords are
+ * refused, and the per-server audit chains append, refuse rewriting, and
+ * verify (naming the first bad row of the bad chain).
+ */
+import t from 'tap';
+import pg from 'pg';
+import { StorageError } from '../../server/storage.js';
+import { PgStore, PG_SCHEMA_VERSION } from '../../server/pg/store.js';
+import { appendChainRows, ChainConflict, readChainHead, verifyChains } from '../../server/pg/audit.js';
+import type { AuditRecord } from '../../server/audit.js';
+import { freshPgDatabase } from './helpers/pg.js';
+
+function record(i: number, overrides: Partial<AuditRecord> = {}): AuditRecord {
+  return { timeMs: 1_700_000_000_000 + i, ctid: 101, netnsCookie: 101007n, pid: 4242, procStart: 99n, uid: 0, gid: 0, user: 'alice', op: 'sign', keyId: 'k', result: 'OK', ...overrides };
+}
+
+t.test('init creates the schema; open needs it; a newer one is refused', async (t) => {
+  const db = await freshPgDatabase();
+  t.teardown(() => db.drop());
+  await t.rejects(PgStore.open(db.url), { code: 'NOT_FOUND' });
+  const store = await PgStore.open(db.url, { create: true });
+  t.equal(store.schemaVersion, PG_SCHEMA_VERSION);
+  await store.query('UPDATE vhsm_schema SET version = version + 1');
+  await store.close();
+  await t.rejects(PgStore.open(db.url), { code: 'NEWER_SCHEMA' });
+});
+
+t.test('a URL with a password is refused before connecting', async (t) => {
+  const error = await PgStore.open('postgres://vhsm:s3cret@localhost/vhsm').catch((e: unknown) => e);
+  t.ok(error instanceof StorageError);
+  t.notMatch((error as Error).message, /s3cret/);
+});
+
+t.test('chains: one per writer, append-only, verified with the first bad row named', async (t) => {
+  const db = await freshPgDatabase();
+  t.teardown(() => db.drop());
+  const store = await PgStore.open(db.url, { create: true });
+  t.teardown(() => store.close());
+
+  let a = await readChainHead(store, 'host-a');
+  let b = await readChainHead(store, 'host-b');
+  for (let i = 0; i < 5; i++) {
+    a = await appendChainRows(store, 'host-a', a, [record(i), record(i + 100)]);
+    b = await appendChainRows(store, 'host-b', b, [record(i, { ctid: 102 })]);
+  }
+  t.equal(a.seq, 10);
+  t.equal(b.seq, 5);
+  // A writer with a stale head (another server using the same id) writes nothing.
+  await t.rejects(appendChainRows(store, 'host-a', { seq: 3, hash: Buffer.alloc(32) }, [record(9)]), ChainConflict);
+
+  const good = await verifyChains(store);
+  t.ok(good.ok, JSON.stringify(good.problems));
+  t.equal(good.rows, 15);
+  t.same(good.chains.map((c) => [c.chain, c.headSeq]), [['host-a', 10], ['host-b', 5]]);
+
+  await t.rejects(store.query(`UPDATE audit SET result = 'X' WHERE chain = 'host-b' AND seq = 2`), /append-only/);
+  await t.rejects(store.query(`DELETE FROM audit WHERE chain = 'host-b'`), /append-only/);
+
+  // An attacker with the superuser drops the trigger and edits a row: verify names it.
+  await store.query('ALTER TABLE audit DISABLE TRIGGER audit_no_update');
+  await store.query(`UPDATE audit SET result = 'BAD_CREDENTIALS' WHERE chain = 'host-b' AND seq = 3`);
+  const bad = await verifyChains(store);
+  t.notOk(bad.ok);
+  t.equal(bad.problems[0]?.chain, 'host-b');
+  t.equal(bad.problems[0]?.seq, 3);
+  // Moving a row to another chain breaks both.
+  await store.query(`UPDATE audit SET chain = 'host-b', seq = 6 WHERE chain = 'host-a' AND seq = 10`);
+  const moved = await verifyChains(store);
+  t.ok(moved.problems.some((p) => p.chain === 'host-a'));
+  t.ok(moved.problems.some((p) => p.chain === 'host-b' && p.seq === 6));
+});
+
+t.test('key use counts from several writers add up (no lost update)', async (t) => {
+  const db = await freshPgDatabase();
+  t.teardown(() => db.drop());
+  const store = await PgStore.open(db.url, { create: true, poolSize: 8 });
+  t.teardown(() => store.close());
+  await store.query(`INSERT INTO users (name, kdf_salt, kdf_iterations, wrapped_auth_key, created_ms, password_changed_ms) VALUES ('u', '\\x00', 1, '\\x00', 0, 0)`);
+  const key = await store.query<{ id: number }>(
+    `INSERT INTO keys (user_id, key_id, key_type, label, usages, extractable, length_bytes, wrapped, created_ms) SELECT id, 'k', 1, '', 1, false, 32, '\\x00', 0 FROM users RETURNING id`,
+  );
+  const id = key.rows[0]!.id;
+  const writers = ['w1', 'w2', 'w3', 'w4'];
+  await Promise.all(
+    writers.map(async (chain) => {
+      let head = await readChainHead(store, chain);
+      for (let i = 0; i < 25; i++) head = await appendChainRows(store, chain, head, [record(i)], new Map([[id, { count: 3, lastUsedMs: i }]]));
+    }),
+  );
+  const row = await store.query<{ use_count: number; last_used_ms: number }>('SELECT use_count, last_used_ms FROM keys WHERE id = $1', [id]);
+  t.equal(row.rows[0]!.use_count, 4 * 25 * 3);
+  t.equal(row.rows[0]!.last_used_ms, 24);
+  t.ok((await verifyChains(store)).ok);
+});
+
+t.test('the int8 parser is the pool\'s own, not a global change', async (t) => {
+  const client = new pg.Client({ connectionString: process.env.VHSM_TEST_PG_URL });
+  await client.connect();
+  t.teardown(() => client.end());
+  t.equal(typeof (await client.query('SELECT 1::bigint AS n')).rows[0].n, 'string');
+});
