@@ -314,9 +314,9 @@ t.test('BYOK import: wrapped outside with openssl OAEP + node:crypto AES-KWP', a
   const hmacKey = await session.importWrappedKey({ type: 'hmac', wrappingKeyId: rsaCrypt.keyId, wrappedKey: wrapFor(macKey) });
   t.same(Buffer.from(await session.mac(hmacKey.keyId, message)), openssl(['dgst', '-sha256', '-mac', 'HMAC', '-macopt', `hexkey:${toHex(macKey)}`, '-binary', msgFile]), 'hmac (raw): MACs like openssl with the original key');
 
-  const before = snapshot(fixture.dbPath);
+  const before = await snapshot(fixture.dbPath);
   await expectCode(t, session.importWrappedKey({ type: 'hmac', wrappingKeyId: rsaCrypt.keyId, wrappedKey: flipped(wrapFor(macKey), 256 + 3) }), 'DECRYPT_FAILED', 'a flipped bit in the KWP part');
-  t.equal(snapshot(fixture.dbPath), before, 'the refused import stored nothing');
+  t.equal(await snapshot(fixture.dbPath), before, 'the refused import stored nothing');
 });
 
 t.test('wrapped export: opened outside with openssl OAEP + node:crypto AES-KWP', async (t) => {
@@ -341,7 +341,7 @@ t.test('refusals through the kernel: wrong usage, wrong key type; nothing change
   const aes = await session.generateKey({ type: 'aes-256', usages: ['encrypt'] });
   const p256 = await session.generateKey({ type: 'ec-p256' });
   const sealed = await session.encrypt(aes.keyId, message);
-  const before = snapshot(fixture.dbPath);
+  const before = await snapshot(fixture.dbPath);
   await expectCode(t, session.sign(rsaCrypt.keyId, message), 'USAGE_NOT_ALLOWED', 'sign with an encrypt/decrypt/unwrap RSA key');
   await expectCode(t, session.decrypt(rsaSign.keyId, { nonce: new Uint8Array(0), ciphertext: randomBytes(256), tag: new Uint8Array(0) }), 'USAGE_NOT_ALLOWED', 'decrypt with a sign/verify RSA key');
   await expectCode(t, session.encrypt(hmacKey.keyId, message), 'USAGE_NOT_ALLOWED', 'encrypt with an HMAC key');
@@ -349,7 +349,7 @@ t.test('refusals through the kernel: wrong usage, wrong key type; nothing change
   await expectCode(t, session.agreeKey(p256.keyId, readFileSync(outsideRsaPub, 'utf8')), 'USAGE_NOT_ALLOWED', 'ECDH with a sign/verify EC key');
   await expectCode(t, session.sign(p256.keyId, message, { algorithm: 'rsa-pss-sha256' }), 'WRONG_KEY_TYPE', 'an RSA algorithm on an EC key');
   await expectCode(t, session.sign(p256.keyId, message.subarray(0, 20), { prehashed: true }), 'INVALID_ARGUMENT', 'a prehashed input of the wrong length');
-  t.equal(snapshot(fixture.dbPath), before, 'the refused operations changed nothing stored');
+  t.equal(await snapshot(fixture.dbPath), before, 'the refused operations changed nothing stored');
 });
 
 t.test('the kernel log stays clean', async (t) => {
