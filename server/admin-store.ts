@@ -2,7 +2,7 @@
  * What vhsm-admin (and test fixtures) do to a store, on either backend:
  * users, allowed containers, locks, and the audit (admin rows, verify, show).
  */
-import { appendAuditRows, readAuditRows, verifyAuditChain, type AuditAnchor, type AuditProblem, type AuditRecord } from './audit.js';
+import { appendAuditRows, readAuditRows, verifyAuditChain, type AuditAnchor, type AuditProblem, type AuditRecord, type AuditRow } from './audit.js';
 import {
   pgAllowContainers,
   pgAuditAdmin,
@@ -43,8 +43,12 @@ export interface AdminAuditRow {
   readonly seq: number;
   readonly timeMs: number;
   readonly ctid: number;
+  /** The sender's netns cookie and process start, as decimal strings (u64: beyond JSON's safe integers). */
+  readonly netnsCookie: string;
   readonly pid: number;
+  readonly procStart?: string;
   readonly uid: number;
+  readonly gid: number;
   readonly user: string;
   readonly op: string;
   readonly keyId: string;
@@ -84,6 +88,27 @@ export interface OpenAdminOptions {
   readonly exclusive?: boolean;
   /** PostgreSQL: a file holding the password. */
   readonly passwordFile?: string;
+}
+
+
+/** An audit row as `audit show` prints it: every stamped field, u64s as decimal strings. */
+function toAdminRow(chain: string, r: AuditRow): AdminAuditRow {
+  return {
+    chain,
+    seq: r.seq,
+    timeMs: r.timeMs,
+    ctid: r.ctid,
+    netnsCookie: r.netnsCookie.toString(10),
+    pid: r.pid,
+    ...(r.procStart === undefined ? {} : { procStart: r.procStart.toString(10) }),
+    uid: r.uid,
+    gid: r.gid,
+    user: r.user,
+    op: r.op,
+    keyId: r.keyId,
+    result: r.result,
+    hash: r.hash.toString('hex'),
+  };
 }
 
 class SqliteAdmin implements AdminStore {
@@ -140,7 +165,7 @@ class SqliteAdmin implements AdminStore {
       ...(query.ctid === undefined ? {} : { ctid: query.ctid }),
       newestFirst: query.newestFirst ?? false,
     });
-    return rows.map((r) => ({ chain: '', seq: r.seq, timeMs: r.timeMs, ctid: r.ctid, pid: r.pid, uid: r.uid, user: r.user, op: r.op, keyId: r.keyId, result: r.result, hash: r.hash.toString('hex') }));
+    return rows.map((r) => toAdminRow('', r));
   }
   async close() {
     this.store.close();
@@ -189,14 +214,13 @@ class PgAdmin implements AdminStore {
   async auditRows(query: AdminAuditQuery) {
     const rows = await readChainRows(this.store, {
       limit: query.limit,
+      ...(query.afterSeq ? { afterSeq: query.afterSeq } : {}),
       ...(query.chain === undefined ? {} : { chain: query.chain }),
       ...(query.user === undefined ? {} : { user: query.user }),
       ...(query.ctid === undefined ? {} : { ctid: query.ctid }),
       newestFirst: query.newestFirst ?? false,
     });
-    return rows
-      .filter((r) => r.seq > (query.afterSeq ?? 0))
-      .map((r) => ({ chain: r.chain, seq: r.seq, timeMs: r.timeMs, ctid: r.ctid, pid: r.pid, uid: r.uid, user: r.user, op: r.op, keyId: r.keyId, result: r.result, hash: r.hash.toString('hex') }));
+    return rows.map((r) => toAdminRow(r.chain, r));
   }
   close() {
     return this.store.close();

@@ -223,6 +223,8 @@ export async function verifyChains(db: Queryable, anchors: ReadonlyMap<string, A
 
 export interface PgAuditQuery {
   readonly chain?: string;
+  /** Only rows with a larger seq (paging within one chain). */
+  readonly afterSeq?: number;
   readonly limit?: number;
   readonly user?: string;
   readonly ctid?: number;
@@ -238,6 +240,7 @@ export async function readChainRows(db: Queryable, query: PgAuditQuery = {}): Pr
     where.push(clause.replace('?', `$${params.length}`));
   };
   if (query.chain !== undefined) add('chain = ?', query.chain);
+  if (query.afterSeq) add('seq > ?', query.afterSeq);
   if (query.user !== undefined) add('"user" = ?', query.user);
   if (query.ctid !== undefined) add('container = ?', query.ctid);
   const order = query.newestFirst ? 'DESC' : 'ASC';

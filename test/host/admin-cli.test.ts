@@ -108,6 +108,11 @@ t.test('vhsm-admin', async (t) => {
   t.equal(admin(db, ['audit', 'verify', '--anchor', `${report.headSeq}:${report.headHash}`]).status, 0, 'verify with an anchor');
   const shown = json<{ op: string; user: string }[]>(admin(db, ['audit', 'show', '--user', 'alice', '--limit', '1000', '--json']));
   t.ok(shown.some((row) => row.op === 'admin:user.add') && shown.some((row) => row.op === 'login'), 'admin actions and requests are both in the log');
+  t.match(
+    shown.find((row) => row.op === 'login'),
+    { ctid: 101, netnsCookie: '101007', pid: 4242, procStart: '1000000007', uid: 0, gid: 0 },
+    'a request row shows every stamp (u64s as decimal strings)',
+  );
   t.notMatch(admin(db, ['audit', 'show', '--limit', '1000']).stdout, /first password|new password/, 'no passwords in the audit');
 
   const raw = new Database(db);
