@@ -96,7 +96,7 @@ export function appendAuditRows(db: Database.Database, records: readonly AuditRe
   prepared(db, 'UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1').run(seq, hash);
 }
 
-interface RawAuditRow {
+export interface RawAuditRow {
   seq: number;
   time_ms: number;
   ctid: number;
@@ -112,7 +112,7 @@ interface RawAuditRow {
   proc_start: string | null;
 }
 
-function toAuditRow(raw: RawAuditRow): AuditRow {
+export function toAuditRow(raw: RawAuditRow): AuditRow {
   return {
     seq: raw.seq,
     timeMs: raw.time_ms,

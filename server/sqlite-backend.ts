@@ -8,61 +8,12 @@ import type { CommitQueue, CommitQueueOptions, KeyMetaRow, NewKeyRow, StorageBac
 import type { CertificateRow } from './certstore.js';
 import { Checkpointer } from './checkpointer.js';
 import { GroupCommit } from './group-commit.js';
+import { META_COLUMNS, PAIRS_BEFORE_SCHEMA_2, toMeta, toWrapped, type RawKeyRow, type RawWrappedRow } from './key-rows.js';
 import type { FailureState } from './lockout.js';
 import { prepared } from './sql.js';
 import { Store } from './storage.js';
 import { findUserByName, isContainerAllowed, replaceAuthKey, type SealedAuthKey, type UserRow } from './users.js';
 import { WalSync } from './wal-sync.js';
-
-interface RawKeyRow {
-  id: number;
-  key_id: string;
-  key_type: number;
-  label: string;
-  usages: number;
-  extractable: number;
-  length_bytes: number;
-  created_ms: number;
-  last_used_ms: number;
-  use_count: number;
-}
-
-const META_COLUMNS = 'id, key_id, key_type, label, usages, extractable, length_bytes, created_ms, last_used_ms, use_count';
-
-function toMeta(raw: RawKeyRow): KeyMetaRow {
-  return {
-    id: raw.id,
-    keyId: raw.key_id,
-    keyType: raw.key_type,
-    label: raw.label,
-    usages: raw.usages,
-    extractable: raw.extractable !== 0,
-    lengthBytes: raw.length_bytes,
-    createdMs: raw.created_ms,
-    lastUsedMs: raw.last_used_ms,
-    useCount: raw.use_count,
-  };
-}
-
-interface RawWrappedRow {
-  id: number;
-  key_id: string;
-  key_type: number;
-  usages: number;
-  extractable: number;
-  wrapped: Buffer;
-}
-
-function toWrapped(raw: RawWrappedRow): WrappedKeyRow {
-  return { id: raw.id, keyId: raw.key_id, keyType: raw.key_type, usages: raw.usages, extractable: raw.extractable !== 0, wrapped: raw.wrapped };
-}
-
-/**
- * The key-pair types that existed before schema 2 recorded public keys; the
- * same list as migration 3's keys_missing_public index, which the backfill
- * query must match word for word to use it.
- */
-const PAIRS_BEFORE_SCHEMA_2 = '1, 2, 4, 5, 6, 7, 8, 9, 12';
 
 export class SqliteReads implements StorageReads {
   constructor(private readonly db: Database.Database) {}

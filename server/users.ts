@@ -38,7 +38,7 @@ export class UserError extends Error {
   }
 }
 
-interface RawUserRow {
+export interface RawUserRow {
   id: number;
   name: string;
   kdf_salt: Buffer;
@@ -48,7 +48,7 @@ interface RawUserRow {
   password_changed_ms: number;
 }
 
-function toUserRow(raw: RawUserRow): UserRow {
+export function toUserRow(raw: RawUserRow): UserRow {
   return {
     id: raw.id,
     name: raw.name,

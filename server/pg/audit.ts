@@ -15,7 +15,7 @@
  * relative to each other; time_ms orders them roughly, nothing more.
  */
 import { createHash } from 'node:crypto';
-import { canonicalAuditRow, GENESIS_HASH, type AuditAnchor, type AuditProblem, type AuditRecord, type AuditRow } from '../audit.js';
+import { canonicalAuditRow, GENESIS_HASH, toAuditRow, type AuditAnchor, type AuditProblem, type AuditRecord, type AuditRow } from '../audit.js';
 import type { Queryable } from './store.js';
 
 /** The chain's encoding of a row: the SQLite one, prefixed with the chain name (except the migrated chain ""). */
@@ -132,22 +132,8 @@ export interface ChainAuditRow extends AuditRow {
 }
 
 function toRow(raw: RawRow): ChainAuditRow {
-  return {
-    chain: raw.chain,
-    seq: raw.seq,
-    timeMs: raw.time_ms,
-    ctid: raw.container,
-    netnsCookie: BigInt(raw.netns_cookie),
-    pid: raw.pid,
-    ...(raw.proc_start === null ? {} : { procStart: BigInt(raw.proc_start) }),
-    uid: raw.uid,
-    gid: raw.gid,
-    user: raw.user,
-    op: raw.op,
-    keyId: raw.key_id,
-    result: raw.result,
-    hash: raw.hash,
-  };
+  // The same row as SQLite's, but the CTID column is "container" (ctid is a system column here).
+  return { chain: raw.chain, ...toAuditRow({ ...raw, ctid: raw.container }) };
 }
 
 export interface ChainReport {

@@ -7,77 +7,10 @@ import type { CommitQueue, CommitQueueOptions, KeyMetaRow, NewKeyRow, StorageBac
 import type { CertificateRow } from '../certstore.js';
 import { VhsmFailure } from '../errors.js';
 import type { FailureState } from '../lockout.js';
-import type { SealedAuthKey, UserRow } from '../users.js';
+import { META_COLUMNS, PAIRS_BEFORE_SCHEMA_2, toMeta, toWrapped, type RawKeyRow, type RawWrappedRow } from '../key-rows.js';
+import { toUserRow, type RawUserRow, type SealedAuthKey, type UserRow } from '../users.js';
 import { PgGroupCommit } from './commits.js';
 import { describePostgresUrl, PgStore, type PgStoreOptions, type Queryable } from './store.js';
-
-interface RawKeyRow {
-  id: number;
-  key_id: string;
-  key_type: number;
-  label: string;
-  usages: number;
-  extractable: boolean;
-  length_bytes: number;
-  created_ms: number;
-  last_used_ms: number;
-  use_count: number;
-}
-
-const META_COLUMNS = 'id, key_id, key_type, label, usages, extractable, length_bytes, created_ms, last_used_ms, use_count';
-
-function toMeta(raw: RawKeyRow): KeyMetaRow {
-  return {
-    id: raw.id,
-    keyId: raw.key_id,
-    keyType: raw.key_type,
-    label: raw.label,
-    usages: raw.usages,
-    extractable: raw.extractable,
-    lengthBytes: raw.length_bytes,
-    createdMs: raw.created_ms,
-    lastUsedMs: raw.last_used_ms,
-    useCount: raw.use_count,
-  };
-}
-
-interface RawWrappedRow {
-  id: number;
-  key_id: string;
-  key_type: number;
-  usages: number;
-  extractable: boolean;
-  wrapped: Buffer;
-}
-
-function toWrapped(raw: RawWrappedRow): WrappedKeyRow {
-  return { id: raw.id, keyId: raw.key_id, keyType: raw.key_type, usages: raw.usages, extractable: raw.extractable, wrapped: raw.wrapped };
-}
-
-interface RawUserRow {
-  id: number;
-  name: string;
-  kdf_salt: Buffer;
-  kdf_iterations: number;
-  wrapped_auth_key: Buffer;
-  created_ms: number;
-  password_changed_ms: number;
-}
-
-export function toUserRow(raw: RawUserRow): UserRow {
-  return {
-    id: raw.id,
-    name: raw.name,
-    kdfSalt: raw.kdf_salt,
-    kdfIterations: raw.kdf_iterations,
-    wrappedAuthKey: raw.wrapped_auth_key,
-    createdMs: raw.created_ms,
-    passwordChangedMs: raw.password_changed_ms,
-  };
-}
-
-/** Same list as the SQLite backend's (key-pair types from before public keys were stored). */
-const PAIRS_BEFORE_SCHEMA_2 = '1, 2, 4, 5, 6, 7, 8, 9, 12';
 
 export class PgReads implements StorageReads {
   constructor(private readonly db: Queryable) {}
