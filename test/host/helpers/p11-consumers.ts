@@ -46,6 +46,19 @@ export function consumerTests(t: Test, ctx: ConsumerContext): void {
   const pin = ctx.pin;
   const file = (name: string) => join(ctx.dir, name);
   const tool = (args: string[]) => ctx.run(['pkcs11-tool', '--module', ctx.module, '--slot', '0', ...args], { env: ctx.env, timeoutMs: 300_000 });
+  /**
+   * An ssh-agent allowed to load the module (its PKCS#11 helper loads it with
+   * the agent's environment), stopped at the test's end, and the environment
+   * for ssh-add/ssh-keygen to use it with the PIN from askpass.
+   */
+  const startAgent = async (t: Test, socketName: string) => {
+    const agentSock = file(socketName);
+    const agent = await ctx.run(['ssh-agent', '-a', agentSock, '-P', `${ctx.moduleDir}/*`], { env: ctx.env });
+    const agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1]);
+    t.teardown(() => { try { if (agentPid > 0) process.kill(agentPid); } catch { /* gone */ } });
+    const agentEnv = { ...ctx.env, SSH_AUTH_SOCK: agentSock, SSH_ASKPASS: file('askpass'), SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' };
+    return { agent, agentPid, agentEnv };
+  };
   t.test('keys for the consumers: P-256 ec1, RSA-2048 rsa1', async (t) => {
     for (const [id, type] of [['ec1', 'EC:prime256v1'], ['rsa1', 'rsa:2048']]) {
       const r = await tool(['--login', '--pin', pin, '--keypairgen', '--key-type', type!, '--id', hex(id!), '--label', id!]);
@@ -61,13 +74,8 @@ export function consumerTests(t: Test, ctx: ConsumerContext): void {
     writeFileSync(file('pin'), `${pin}\n`, { mode: 0o600 });
     writeFileSync(file('askpass'), `#!/bin/sh\ncat ${file('pin')}\n`);
     chmodSync(file('askpass'), 0o700);
-    const agentSock = file('agent.sock');
-    // The agent's PKCS#11 helper loads the module with the agent's environment.
-    const agent = await ctx.run(['ssh-agent', '-a', agentSock, '-P', `${ctx.moduleDir}/*`], { env: ctx.env });
+    const { agent, agentEnv } = await startAgent(t, 'agent.sock');
     t.equal(agent.status, 0, agent.stderr);
-    const pid = /SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1];
-    t.teardown(() => { if (pid) process.kill(Number(pid)); });
-    const agentEnv = { ...ctx.env, SSH_AUTH_SOCK: agentSock, SSH_ASKPASS: file('askpass'), SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' };
     const add = await ctx.run(['ssh-add', '-s', ctx.module], { env: agentEnv });
     t.equal(add.status, 0, `ssh-add -s ${add.stderr}`);
     const keys = await ctx.run(['ssh-add', '-L'], { env: agentEnv });
@@ -325,12 +333,8 @@ export function consumerTests(t: Test, ctx: ConsumerContext): void {
     // Use it: pkcs11-tool signs, and ssh-agent's PKCS#11 helper keeps a logged-in session while we dump its core.
     const signed = await tool(['--login', '--pin', pin, '--sign', '--mechanism', 'ECDSA-SHA256', '--id', hex('known'), '--input-file', file('doc'), '--output-file', file('known.sig')]);
     t.equal(signed.status, 0, `pkcs11-tool signs with the imported key ${signed.stderr}`);
-    const agentSock = file('agent2.sock');
-    const agent = await ctx.run(['ssh-agent', '-a', agentSock, '-P', `${ctx.moduleDir}/*`], { env: ctx.env });
-    const agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1]);
+    const { agent, agentPid, agentEnv } = await startAgent(t, 'agent2.sock');
     t.ok(agentPid > 0, `ssh-agent ${agent.stderr}`);
-    t.teardown(() => { try { process.kill(agentPid); } catch { /* gone */ } });
-    const agentEnv = { ...ctx.env, SSH_AUTH_SOCK: agentSock, SSH_ASKPASS: file('askpass'), SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' };
     t.equal((await ctx.run(['ssh-add', '-s', ctx.module], { env: agentEnv })).status, 0, 'ssh-add -s');
     const pub = (await ctx.run(['ssh-add', '-L'], { env: agentEnv })).stdout.split('\n').find((l) => l.endsWith(' known'));
     t.ok(pub, 'the agent holds the imported key');
@@ -375,12 +379,8 @@ export function consumerTests(t: Test, ctx: ConsumerContext): void {
 
   t.test('server killed mid-session: the consumer gets a clean error, nothing hangs', async (t) => {
     // ssh-agent's PKCS#11 helper holds a logged-in session across the kill.
-    const agentSock = file('agent3.sock');
-    const agent = await ctx.run(['ssh-agent', '-a', agentSock, '-P', `${ctx.moduleDir}/*`], { env: ctx.env });
-    const agentPid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1]);
+    const { agent, agentPid, agentEnv } = await startAgent(t, 'agent3.sock');
     t.ok(agentPid > 0, `ssh-agent ${agent.stderr}`);
-    t.teardown(() => { try { process.kill(agentPid); } catch { /* gone */ } });
-    const agentEnv = { ...ctx.env, SSH_AUTH_SOCK: agentSock, SSH_ASKPASS: file('askpass'), SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' };
     t.equal((await ctx.run(['ssh-add', '-s', ctx.module], { env: agentEnv })).status, 0, 'ssh-add -s');
     const signArgv = ['ssh-keygen', '-Y', 'sign', '-f', file('ec1.login.pub'), '-n', 'file', file('doc')];
     await local(['rm', '-f', file('doc.sig')]);
