@@ -182,6 +182,15 @@ const response = (seq: number, status: number, payload?: Uint8Array): Uint8Array
 
 // ---------------------------------------------------------------- client
 
+
+/**
+ * Waits until the server has read what the fake kernel queued (`done`), at
+ * most 2 s: a fixed few milliseconds was too short on a loaded machine.
+ */
+async function settled(done: () => boolean): Promise<void> {
+  for (const end = Date.now() + 2000; !done() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 2));
+}
+
 t.test('client: REQUEST out without ACK, RESPONSEs matched by seq in any order', async (t) => {
   const sock = fakeKernel(() => {});
   const client = await openNetlinkClient({ factory: factoryFor(sock) });
@@ -395,7 +404,7 @@ t.test('server: overruns and malformed DELIVERs are counted, delivery goes on', 
   sock.deliver(genl(V.VHSM_CMD_DELIVER, 0, [attr.u64(V.VHSM_A_REQ_ID, 3n), attr.binary(V.VHSM_A_PAYLOAD, Uint8Array.of(1))])); // no stamp
   sock.deliver(Uint8Array.of(1, 2, 3)); // not netlink at all
   sock.deliver(deliver(0, 4n, who, Uint8Array.of(9)));
-  await new Promise((r) => setTimeout(r, 5));
+  await settled(() => seen.length > 0);
   t.equal(server.overruns, 1, 'ENOBUFS counted');
   t.equal(server.malformed, 2, 'the unstamped DELIVER and the garbage datagram counted');
   t.same(seen, [4n], 'the good DELIVER still arrives');
@@ -415,7 +424,7 @@ t.test('server: CANCEL names delivered requests whose client went away', async (
   sock.deliver(deliver(0, 10n, who, Uint8Array.of(1)));
   sock.deliver(genl(V.VHSM_CMD_CANCEL, 0, [attr.u64(V.VHSM_A_REQ_ID, 10n), attr.u64(V.VHSM_A_REQ_ID, 2n ** 64n - 2n)]));
   sock.deliver(genl(V.VHSM_CMD_CANCEL, 0, [attr.u32(V.VHSM_A_REQ_ID, 5)])); // not a u64
-  await new Promise((r) => setTimeout(r, 5));
+  await settled(() => server.malformed > 0);
   t.same(requests, [10n], 'the request arrived');
   t.same(cancelled, [10n, 2n ** 64n - 2n], 'every id of a CANCEL reaches onCancel, in order');
   t.equal(server.malformed, 1, 'a CANCEL with a malformed id is counted and skipped');
