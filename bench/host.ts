@@ -48,7 +48,7 @@ const opts = options({
   softhsm: null as SoftHsmSetup | null,
   clients: [1, 2, 16],
   ops: [...HOST_OPS] as HostOp[],
-  configs: ['disk', 'tmpfs', 'strict', 'pg'] as VhsmConfigName[],
+  configs: ['disk', 'tmpfs', 'strict', 'pg', 'pgStrict'] as VhsmConfigName[],
   quick: false,
 });
 
@@ -161,13 +161,15 @@ async function measureRaw(op: RawOp, clients: number, window: Window, isLogin: b
  * nothing, to separate CPU from the disk; (b'') DB on disk with
  * durability 'all': every reply waits for its audit row's fsync.
  */
-type VhsmConfigName = 'disk' | 'tmpfs' | 'strict' | 'pg';
+type VhsmConfigName = 'disk' | 'tmpfs' | 'strict' | 'pg' | 'pgStrict';
 const VHSM_CONFIGS: Record<VhsmConfigName, { readonly column: string; readonly medium: DbMedium | 'postgres'; readonly durability: Durability }> = {
   disk: { column: 'b', medium: 'disk', durability: 'changes' },
   tmpfs: { column: 'bTmpfs', medium: 'tmpfs', durability: 'changes' },
   strict: { column: 'bStrict', medium: 'disk', durability: 'all' },
   // (b_pg) the same server on PostgreSQL: a throwaway cluster on a Unix socket, its data on disk (scripts/pg-cluster.sh).
   pg: { column: 'bPg', medium: 'postgres', durability: 'changes' },
+  // (b_pg'') on PostgreSQL with durability 'all': every batch commits with synchronous_commit=on.
+  pgStrict: { column: 'bPgStrict', medium: 'postgres', durability: 'all' },
 };
 
 /** The bench's PostgreSQL database: a cluster started for this run, stopped at exit. */
@@ -249,6 +251,7 @@ function vhsmOp(vhsm: Vhsm, op: HostOp, client: number): Promise<unknown> {
 interface Sample {
   readonly perSecond: number;
   readonly ops: number;
+  readonly p99?: number;
   readonly failedLogins?: number;
 }
 
@@ -308,6 +311,7 @@ async function main(): Promise<void> {
       const bTmpfs = best(samples.bTmpfs ?? []);
       const bStrict = best(samples.bStrict ?? []);
       const bPg = best(samples.bPg ?? []);
+      const bPgStrict = best(samples.bPgStrict ?? []);
       const c = best(samples.c ?? []);
       result('host', {
         op,
@@ -317,6 +321,9 @@ async function main(): Promise<void> {
         bTmpfs: bTmpfs?.perSecond,
         bStrict: bStrict?.perSecond,
         bPg: bPg?.perSecond,
+        bPgStrict: bPgStrict?.perSecond,
+        bP99: b?.p99,
+        bPgP99: bPg?.p99,
         c: c?.perSecond,
         ...(c?.failedLogins !== undefined ? { cFailedLogins: c.failedLogins } : {}),
         ...(cErrors.length > 0 ? { cErrors } : {}),
@@ -326,6 +333,7 @@ async function main(): Promise<void> {
         ratioTmpfsC: c && bTmpfs ? bTmpfs.perSecond / c.perSecond : undefined,
         ratioStrictA: a && bStrict ? bStrict.perSecond / a.perSecond : undefined,
         ratioPgB: b && bPg ? bPg.perSecond / b.perSecond : undefined,
+        ratioPgStrictB: b && bPgStrict ? bPgStrict.perSecond / b.perSecond : undefined,
         unsupported: vhsms[0]?.unsupported[op],
         samples: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.map((s) => Math.round(s.perSecond))])),
       });

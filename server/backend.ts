@@ -110,10 +110,36 @@ export type Change = (tx: StorageTx) => Awaitable<void>;
 /** Which replies wait for the disk: only those of state changes, or all (SQLite; PostgreSQL commits every batch before any reply). */
 export type Durability = 'changes' | 'all';
 
+/**
+ * A session check made when the request's audit row is committed instead of
+ * before the work (PostgreSQL: it saves the hot path a round trip). The
+ * request's reply is released only if, in the statement that writes its
+ * audit row, the container is still in the user's set and the key row the
+ * session signed with is still the one named `keyId`.
+ */
+export interface CommitCheck {
+  readonly userId: number;
+  readonly ctid: number;
+  readonly keyId: string;
+  readonly keyRowId: number;
+}
+
+/** A CommitCheck that failed: nothing of the request was written; its reply must be an error. */
+export class CommitCheckFailed extends Error {
+  override readonly name = 'CommitCheckFailed';
+  constructor(readonly reason: 'container' | 'key') {
+    super(reason === 'container' ? 'the container is no longer allowed for this user' : 'the key was deleted or replaced');
+  }
+}
+
 /** The server's write path: audit rows and changes, batched (group commit). */
 export interface CommitQueue {
-  /** Queues an audit record; resolves once it is committed. */
-  enqueue(record: AuditRecord): Promise<void>;
+  /**
+   * Queues an audit record; resolves once it is committed. With `check`
+   * (only where the backend says `checksAtCommit`), rejects with
+   * CommitCheckFailed and writes nothing when the check fails.
+   */
+  enqueue(record: AuditRecord, check?: CommitCheck): Promise<void>;
   /** Queues `change` with its audit record; rejects with the change's own error (then neither was written). */
   commit(change: Change, record: AuditRecord): Promise<void>;
   /** Counts one use of a stored key; merged into the database with a later batch. */
@@ -134,6 +160,12 @@ export interface CommitQueueOptions {
 
 export interface StorageBackend {
   readonly kind: 'sqlite' | 'postgres';
+  /**
+   * True: a request using a key its session holds may skip the up-front
+   * session check and pass it to `enqueue` (CommitCheck). SQLite: false (its
+   * check costs microseconds, not a round trip).
+   */
+  readonly checksAtCommit: boolean;
   /** For logs: no credentials. */
   readonly description: string;
   readonly schemaVersion: number;

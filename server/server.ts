@@ -22,7 +22,7 @@ import {
 import type { SenderIdentity, ServerTransport, StampedRequest } from '../transport/types.js';
 import type { AuditRecord } from './audit.js';
 import { Authenticator } from './auth.js';
-import { StorageUnavailable, type Durability } from './backend.js';
+import { CommitCheckFailed, StorageUnavailable, type CommitCheck, type Durability } from './backend.js';
 import { DEFAULT_SERVER_LIMITS, type OpContext, type OpResult, type ServerLimits, type ServerServices } from './context.js';
 import { VhsmFailure } from './errors.js';
 import { DEFAULT_FAIRNESS, FairScheduler, type FairnessOptions } from './fairness.js';
@@ -33,9 +33,22 @@ import { KeyUses } from './key-uses.js';
 import { KeyStore } from './keystore.js';
 import { DEFAULT_LOCKOUT_POLICY, FailureLedger, type LockoutPolicy } from './lockout.js';
 import { silentLogger, type Logger } from './log.js';
-import { DEFAULT_SESSION_LIMITS, SessionTable, type SessionLimits } from './sessions.js';
+import { DEFAULT_SESSION_LIMITS, SessionTable, type Session, type SessionLimits } from './sessions.js';
 import { openStorage } from './open-storage.js';
 import { requestIdOf, validateRequest, type ValidRequest } from './validate.js';
+
+/**
+ * Read-only operations on one named key: with a backend that `checksAtCommit`
+ * and the key already in the session, their session check is made when
+ * their audit row is committed (backend.ts CommitCheck) instead of before.
+ */
+const CHECKED_AT_COMMIT: ReadonlySet<string> = new Set(['sign', 'verify', 'mac', 'verifyMac', 'encrypt', 'decrypt']);
+
+/** Filled in by dispatch when the session check is left to the commit. */
+interface DeferredCheck {
+  check?: CommitCheck;
+  session?: Session;
+}
 
 export interface VhsmServerOptions {
   /**
@@ -252,6 +265,7 @@ export class VhsmServer {
     let id = 0;
     let response: pb.Response.$Properties;
     let resultCode: 'OK' | ErrorCodeName;
+    const deferred: DeferredCheck = {};
     try {
       const decoded = decodeRequest(request.payload);
       id = requestIdOf(decoded);
@@ -266,7 +280,7 @@ export class VhsmServer {
           audited = true;
         },
       };
-      const result = await this.dispatch(ctx, validated);
+      const result = await this.dispatch(ctx, validated, deferred);
       response = { version: PROTOCOL_VERSION, id, ...result };
       resultCode = 'OK';
     } catch (error) {
@@ -281,7 +295,18 @@ export class VhsmServer {
 
     if (!audited) {
       try {
-        await services.commits.enqueue(auditRecord(request.sender, services.clock(), audit, op, resultCode));
+        const check = resultCode === 'OK' ? deferred.check : undefined;
+        try {
+          await services.commits.enqueue(auditRecord(request.sender, services.clock(), audit, op, resultCode), check);
+        } catch (error) {
+          if (!(error instanceof CommitCheckFailed)) throw error;
+          // Refused at commit, as the up-front check would have refused it: nothing of it was written.
+          wipeSecrets(response);
+          const failure = this.checkFailure(error, deferred);
+          if (failure.code === 'SESSION_INVALID') audit.user = audit.keyId = ''; // as when refused up front: no session, so no user
+          response = errorResponse(id, failure.code, failure.message);
+          await services.commits.enqueue(auditRecord(request.sender, services.clock(), audit, op, failure.code));
+        }
       } catch (error) {
         this.logger.log('error', 'audit write failed', { op, error: (error as Error).message });
         wipeSecrets(response); // never sent: nothing is answered without its audit row
@@ -294,7 +319,18 @@ export class VhsmServer {
     await this.send(request, response);
   }
 
-  private async dispatch(ctx: OpContext, request: ValidRequest): Promise<OpResult> {
+  /** The error a request refused by its CommitCheck gets (the same as the up-front check's), and its session or key dropped. */
+  private checkFailure(error: CommitCheckFailed, deferred: DeferredCheck): VhsmFailure {
+    const { session, check } = deferred;
+    if (error.reason === 'container') {
+      if (session) this.services.sessions.closeSession(session);
+      return new VhsmFailure('SESSION_INVALID', 'no such session here');
+    }
+    session?.keys.delete(check!.keyId);
+    return new VhsmFailure('KEY_NOT_FOUND', `key ${check!.keyId} was deleted or replaced; retry`);
+  }
+
+  private async dispatch(ctx: OpContext, request: ValidRequest, deferred: DeferredCheck): Promise<OpResult> {
     // HANDLERS[op] takes OpRequest<op>; TypeScript cannot correlate the two through the union, hence the casts.
     const handler = HANDLERS[request.op];
     if (!handler.needsSession) return (handler.run as (c: OpContext, r: ValidRequest) => Promise<OpResult>)(ctx, request);
@@ -304,6 +340,15 @@ export class VhsmServer {
     if (!session) throw new VhsmFailure('SESSION_INVALID', 'no such session here');
     // The admin may have deleted the user or removed this container meanwhile.
     const namedKeyId = 'keyId' in request && typeof request.keyId === 'string' ? request.keyId : undefined;
+    const cached = namedKeyId === undefined ? undefined : session.keys.get(namedKeyId);
+    if (cached && storage.checksAtCommit && CHECKED_AT_COMMIT.has(request.op)) {
+      // The same check, made by the statement that writes the audit row: the reply is released only if it holds then.
+      deferred.check = { userId: session.userId, ctid: ctx.sender.ctid, keyId: cached.keyId, keyRowId: cached.rowId };
+      deferred.session = session;
+      ctx.audit.user = session.username;
+      type Ctx = OpContext & { session: typeof session; namedKey: { keyId: string; rowId: number } };
+      return (handler.run as (c: Ctx, r: ValidRequest) => Promise<OpResult>)({ ...ctx, session, namedKey: { keyId: cached.keyId, rowId: cached.rowId } }, request);
+    }
     const check = await storage.reads.sessionCheck(session.userId, ctx.sender.ctid, namedKeyId);
     if (!check.allowed) {
       sessions.closeSession(session);

@@ -10,6 +10,8 @@ export interface Throughput {
   readonly ops: number;
   readonly seconds: number;
   readonly perSecond: number;
+  /** 99th percentile latency (ms) of the counted operations, where measured. */
+  readonly p99?: number;
 }
 
 export interface Window {
@@ -30,16 +32,21 @@ export async function closedLoop(clients: number, window: Window, op: (client: n
   const warmEnd = start + window.warmMs;
   const end = warmEnd + window.ms;
   let counted = 0;
+  const latencies = new Latencies();
   const loop = async (client: number): Promise<void> => {
-    while (performance.now() < end) {
+    for (let began = performance.now(); began < end; ) {
       await op(client);
       const t = performance.now();
-      if (t >= warmEnd && t <= end) counted += 1;
+      if (t >= warmEnd && t <= end) {
+        counted += 1;
+        latencies.add(t - began);
+      }
+      began = t;
     }
   };
   await Promise.all(Array.from({ length: clients }, (_, i) => loop(i)));
   const seconds = window.ms / 1000;
-  return { ops: counted, seconds, perSecond: counted / seconds };
+  return { ops: counted, seconds, perSecond: counted / seconds, p99: round3(latencies.quantile(0.99)) };
 }
 
 /**

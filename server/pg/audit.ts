@@ -16,7 +16,8 @@
  */
 import { createHash } from 'node:crypto';
 import { canonicalAuditRow, GENESIS_HASH, toAuditRow, type AuditAnchor, type AuditProblem, type AuditRecord, type AuditRow } from '../audit.js';
-import type { Queryable } from './store.js';
+import type { Prepared, Queryable } from './store.js';
+import { CommitCheckFailed, type CommitCheck } from '../backend.js';
 
 /** The chain's encoding of a row: the SQLite one, prefixed with the chain name (except the migrated chain ""). */
 export function canonicalChainRow(chain: string, seq: number, record: AuditRecord): string {
@@ -44,22 +45,63 @@ export async function readChainHead(db: Queryable, chain: string): Promise<Chain
   return row ? { seq: row.seq, hash: row.hash } : { seq: 0, hash: GENESIS_HASH };
 }
 
-/**
- * One statement that appends `records` after `head` and moves the head,
- * only if the head is still `head` (else ChainConflict and nothing written).
- * `uses` (key row id → count, last use) are merged in the same statement
- * with `use_count = use_count + n`, so no server's counts overwrite another's.
- * Returns the new head.
- */
-export async function appendChainRows(
-  db: Queryable,
-  chain: string,
-  head: ChainHead,
-  records: readonly AuditRecord[],
-  uses?: ReadonlyMap<number, { count: number; lastUsedMs: number }>,
-): Promise<ChainHead> {
+/** appendChainRows' one statement, prepared once per connection. */
+const APPEND_CHAIN_ROWS: Prepared = {
+  name: 'vhsm_append_chain_rows',
+  text: `WITH bad AS (
+       SELECT c.n, NOT EXISTS (SELECT 1 FROM user_containers uc WHERE uc.user_id = c.user_id AND uc.container = c.ctid) AS container_gone
+       FROM unnest($22::bigint[], $23::bigint[], $24::text[], $25::bigint[]) WITH ORDINALITY AS c(user_id, ctid, key_id, row_id, n)
+       WHERE c.user_id IS NOT NULL
+         AND (NOT EXISTS (SELECT 1 FROM user_containers uc WHERE uc.user_id = c.user_id AND uc.container = c.ctid)
+              OR NOT EXISTS (SELECT 1 FROM keys k WHERE k.id = c.row_id AND k.user_id = c.user_id AND k.key_id = c.key_id))
+     ), head AS (
+       INSERT INTO audit_heads AS h (chain, seq, hash)
+         SELECT $1, $2, $3
+         WHERE ($4::bigint = 0 OR EXISTS (SELECT 1 FROM audit_heads WHERE chain = $1)) AND NOT EXISTS (SELECT 1 FROM bad)
+       ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE h.seq = $4 AND h.hash = $21
+       RETURNING 1
+     ), rows AS (
+       INSERT INTO audit (chain, seq, time_ms, container, netns_cookie, pid, uid, gid, "user", op, key_id, result, proc_start, hash)
+       SELECT $1, r.* FROM unnest($5::bigint[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[],
+                                  $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bytea[])
+         AS r(seq, time_ms, ctid, netns_cookie, pid, uid, gid, "user", op, key_id, result, proc_start, hash)
+       WHERE EXISTS (SELECT 1 FROM head)
+     ), uses AS (
+       UPDATE keys SET use_count = keys.use_count + u.n, last_used_ms = greatest(keys.last_used_ms, u.t)
+       FROM unnest($18::bigint[], $19::bigint[], $20::bigint[]) AS u(id, n, t)
+       WHERE keys.id = u.id AND EXISTS (SELECT 1 FROM head)
+     )
+     SELECT (SELECT count(*) FROM head)::int AS moved,
+            ARRAY(SELECT n FROM bad ORDER BY n)::int[] AS bad_rows,
+            ARRAY(SELECT container_gone FROM bad ORDER BY n) AS bad_containers`,
+};
+
+interface ChainColumns {
+  readonly seq: number[];
+  readonly time: number[];
+  readonly ctid: number[];
+  readonly cookie: string[];
+  readonly pid: number[];
+  readonly uid: number[];
+  readonly gid: number[];
+  readonly user: string[];
+  readonly op: string[];
+  readonly key: string[];
+  readonly result: string[];
+  readonly proc: (string | null)[];
+  readonly hash: Buffer[];
+}
+
+/** Rows hashed onto a head, ready to write: `head` is the chain's head after them. */
+export interface ChainRows {
+  readonly head: ChainHead;
+  readonly columns: ChainColumns;
+}
+
+/** Hashes `records` onto `head` (no I/O). */
+export function hashChainRows(head: ChainHead, chain: string, records: readonly AuditRecord[]): ChainRows {
   let { seq, hash } = head;
-  const columns = { seq: [] as number[], time: [] as number[], ctid: [] as number[], cookie: [] as string[], pid: [] as number[], uid: [] as number[], gid: [] as number[], user: [] as string[], op: [] as string[], key: [] as string[], result: [] as string[], proc: [] as (string | null)[], hash: [] as Buffer[] };
+  const columns: ChainColumns = { seq: [], time: [], ctid: [], cookie: [], pid: [], uid: [], gid: [], user: [], op: [], key: [], result: [], proc: [], hash: [] };
   for (const record of records) {
     seq += 1;
     hash = chainRowHash(hash, chain, seq, record);
@@ -77,37 +119,69 @@ export async function appendChainRows(
     columns.proc.push(record.procStart === undefined ? null : record.procStart.toString(10));
     columns.hash.push(hash);
   }
+  return { head: { seq, hash }, columns };
+}
+
+/** Some rows' CommitChecks failed: nothing was written. `failed`: row index (0-based) → why. */
+export class ChecksFailed extends Error {
+  override readonly name = 'ChecksFailed';
+  constructor(readonly failed: ReadonlyMap<number, CommitCheckFailed>) {
+    super(`${failed.size} session check(s) failed at commit`);
+  }
+}
+
+/**
+ * One statement that writes `rows` (hashed onto `head`) and moves the head,
+ * only if the head is still `head`, seq and hash (else ChainConflict), and
+ * only if every row's CommitCheck (`checks`, by row; undefined: none) still
+ * holds (else ChecksFailed); either way nothing is written then. `uses`
+ * (key row id → count, last use) are merged in the same statement with
+ * `use_count = use_count + n`, so no server's counts overwrite another's.
+ */
+export async function writeChainRows(
+  db: Queryable,
+  chain: string,
+  head: ChainHead,
+  rows: ChainRows,
+  uses?: ReadonlyMap<number, { count: number; lastUsedMs: number }>,
+  checks: readonly (CommitCheck | undefined)[] = [],
+): Promise<void> {
+  const { columns } = rows;
   const useIds = [...(uses?.keys() ?? [])];
   const useCounts = useIds.map((id) => uses!.get(id)!.count);
   const useTimes = useIds.map((id) => uses!.get(id)!.lastUsedMs);
   // The head moves first (a row lock: concurrent appenders to one chain queue
-  // here, and the WHERE makes the loser's whole statement a no-op).
-  const result = await db.query<{ moved: number }>(
-    `WITH head AS (
-       INSERT INTO audit_heads AS h (chain, seq, hash) VALUES ($1, $2, $3)
-       ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE h.seq = $4
-       RETURNING 1
-     ), rows AS (
-       INSERT INTO audit (chain, seq, time_ms, container, netns_cookie, pid, uid, gid, "user", op, key_id, result, proc_start, hash)
-       SELECT $1, r.* FROM unnest($5::bigint[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[],
-                                  $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bytea[])
-         AS r(seq, time_ms, ctid, netns_cookie, pid, uid, gid, "user", op, key_id, result, proc_start, hash)
-       WHERE EXISTS (SELECT 1 FROM head)
-     ), uses AS (
-       UPDATE keys SET use_count = keys.use_count + u.n, last_used_ms = greatest(keys.last_used_ms, u.t)
-       FROM unnest($18::bigint[], $19::bigint[], $20::bigint[]) AS u(id, n, t)
-       WHERE keys.id = u.id AND EXISTS (SELECT 1 FROM head)
-     )
-     SELECT count(*)::int AS moved FROM head`,
-    [
-      chain, seq, hash, head.seq,
-      columns.seq, columns.time, columns.ctid, columns.cookie, columns.pid, columns.uid, columns.gid,
-      columns.user, columns.op, columns.key, columns.result, columns.proc, columns.hash,
-      useIds, useCounts, useTimes,
-    ],
-  );
-  if (result.rows[0]?.moved !== 1) throw new ChainConflict(`audit chain ${JSON.stringify(chain)} was extended by another writer`);
-  return { seq, hash };
+  // here, and the WHERE makes the loser's whole statement a no-op). A chain
+  // without a head row is started only by a batch that expects an empty
+  // chain: a batch sent after it must not start it at its own seq.
+  const result = await db.query<{ moved: number; bad_rows: number[]; bad_containers: boolean[] }>(APPEND_CHAIN_ROWS, [
+    chain, rows.head.seq, rows.head.hash, head.seq,
+    columns.seq, columns.time, columns.ctid, columns.cookie, columns.pid, columns.uid, columns.gid,
+    columns.user, columns.op, columns.key, columns.result, columns.proc, columns.hash,
+    useIds, useCounts, useTimes, head.hash,
+    checks.map((c) => c?.userId ?? null), checks.map((c) => c?.ctid ?? null),
+    checks.map((c) => c?.keyId ?? null), checks.map((c) => c?.keyRowId ?? null),
+  ]);
+  const row = result.rows[0];
+  if (row && row.bad_rows.length > 0) {
+    const failed = new Map<number, CommitCheckFailed>();
+    row.bad_rows.forEach((n, i) => failed.set(n - 1, new CommitCheckFailed(row.bad_containers[i] ? 'container' : 'key')));
+    throw new ChecksFailed(failed);
+  }
+  if (row?.moved !== 1) throw new ChainConflict(`audit chain ${JSON.stringify(chain)} was extended by another writer`);
+}
+
+/** hashChainRows + writeChainRows; returns the new head. */
+export async function appendChainRows(
+  db: Queryable,
+  chain: string,
+  head: ChainHead,
+  records: readonly AuditRecord[],
+  uses?: ReadonlyMap<number, { count: number; lastUsedMs: number }>,
+): Promise<ChainHead> {
+  const rows = hashChainRows(head, chain, records);
+  await writeChainRows(db, chain, head, rows, uses);
+  return rows.head;
 }
 
 interface RawRow {

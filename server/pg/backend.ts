@@ -10,10 +10,15 @@ import type { FailureState } from '../lockout.js';
 import { META_COLUMNS, PAIRS_BEFORE_SCHEMA_2, toMeta, toWrapped, type RawKeyRow, type RawWrappedRow } from '../key-rows.js';
 import { toUserRow, type RawUserRow, type SealedAuthKey, type UserRow } from '../users.js';
 import { PgGroupCommit } from './commits.js';
+import { SessionCheckBatcher, type SessionCheck } from './session-checks.js';
 import { describePostgresUrl, PgStore, type PgStoreOptions, type Queryable } from './store.js';
 
 export class PgReads implements StorageReads {
-  constructor(private readonly db: Queryable) {}
+  private readonly checks: SessionCheckBatcher;
+
+  constructor(private readonly db: Queryable) {
+    this.checks = new SessionCheckBatcher(db);
+  }
 
   async findUser(name: string): Promise<UserRow | undefined> {
     const raw = (await this.db.query<RawUserRow>('SELECT * FROM users WHERE name = $1', [name])).rows[0];
@@ -74,15 +79,8 @@ export class PgReads implements StorageReads {
     return raw && toWrapped(raw);
   }
 
-  async sessionCheck(userId: number, ctid: number, keyId: string | undefined): Promise<{ allowed: boolean; keyRowId: number | undefined }> {
-    const row = (
-      await this.db.query<{ allowed: boolean; key_row: number | null }>(
-        `SELECT EXISTS (SELECT 1 FROM user_containers WHERE user_id = $1 AND container = $2) AS allowed,
-                (SELECT id FROM keys WHERE user_id = $1 AND key_id = $3) AS key_row`,
-        [userId, ctid, keyId ?? null],
-      )
-    ).rows[0]!;
-    return { allowed: row.allowed, keyRowId: row.key_row ?? undefined };
+  sessionCheck(userId: number, ctid: number, keyId: string | undefined): Promise<SessionCheck> {
+    return this.checks.check(userId, ctid, keyId);
   }
 
   async listCertificates(userId: number): Promise<CertificateRow[]> {
@@ -180,6 +178,7 @@ export class PgTx implements StorageTx {
 
 export class PgBackend implements StorageBackend {
   readonly kind = 'postgres';
+  readonly checksAtCommit = true;
   readonly reads: PgReads;
 
   private constructor(readonly store: PgStore) {

@@ -5,12 +5,18 @@
  *
  * - A batch without changes (signatures: the hot path) is ONE statement in
  *   autocommit mode: audit rows, this server's chain head and the merged key
- *   use counts (audit.ts appendChainRows).
+ *   use counts (audit.ts writeChainRows).
  * - A batch with changes is one transaction: each change in its own
  *   savepoint (one that throws is rolled back alone and its request fails
  *   with that error), then that same statement, then COMMIT.
- * - One batch at a time: this server's chain is appended in order, and a
- *   busy server sends bigger batches rather than more round trips.
+ * - Up to two audit-only batches in flight (the next one collects and is
+ *   sent while PostgreSQL answers the last: measured, the wait for the audit
+ *   round trip was most of a request's time at 16 clients). Each is hashed
+ *   onto the head the one before it will leave, and the head only moves
+ *   from the value a batch expects, so the chain stays in order: a batch
+ *   that overtakes its predecessor is a no-op, waits for it and is hashed
+ *   again. A batch with changes runs alone (its transaction's savepoints
+ *   decide which rows it has).
  * - Durability, as on SQLite: a batch with changes commits with
  *   synchronous_commit=on (its replies leave once PostgreSQL flushed the WAL,
  *   and reached synchronous standbys). A batch of read-only requests'
@@ -26,16 +32,18 @@
  *   for the next batch, and the next batch tries again on a fresh connection.
  */
 import type { AuditRecord } from '../audit.js';
-import type { Change, CommitQueue, Durability } from '../backend.js';
+import type { Change, CommitCheck, CommitQueue, Durability } from '../backend.js';
 import type { KeyUse, KeyUses } from '../key-uses.js';
 import type { Logger } from '../log.js';
-import { appendChainRows, ChainConflict, readChainHead, type ChainHead } from './audit.js';
+import { ChainConflict, ChecksFailed, hashChainRows, readChainHead, writeChainRows, type ChainHead } from './audit.js';
 import { PgTx } from './backend.js';
 import type { PgStore, Queryable } from './store.js';
 
 interface Item {
   readonly record: AuditRecord;
   readonly change: Change | undefined;
+  /** Checked in the statement that writes the record (CommitCheck). */
+  readonly check: CommitCheck | undefined;
   resolve(): void;
   reject(error: unknown): void;
 }
@@ -43,11 +51,17 @@ interface Item {
 /** Appends retried after a ChainConflict (another writer on this chain id) before giving up. */
 const MAX_CONFLICT_RETRIES = 5;
 
+/** Audit-only batches in flight at once. */
+const MAX_IN_FLIGHT = 2;
+
 export class PgGroupCommit implements CommitQueue {
   private items: Item[] = [];
-  private running: Promise<void> | undefined;
+  /** Batches in flight, oldest first. */
+  private inFlight: Promise<void>[] = [];
+  /** A batch with changes is in flight (nothing runs beside it). */
+  private exclusive = false;
   private scheduled = false;
-  /** This chain's head as last written; undefined = read it again (start, or after a failure). */
+  /** This chain's head after the last batch sent; undefined = read it again (start, or after a failure). */
   private head: ChainHead | undefined;
   private usesTimer: NodeJS.Timeout | undefined;
 
@@ -59,12 +73,12 @@ export class PgGroupCommit implements CommitQueue {
     private readonly durability: Durability = 'changes',
   ) {}
 
-  enqueue(record: AuditRecord): Promise<void> {
-    return this.add(record, undefined);
+  enqueue(record: AuditRecord, check?: CommitCheck): Promise<void> {
+    return this.add(record, undefined, check);
   }
 
   commit(change: Change, record: AuditRecord): Promise<void> {
-    return this.add(record, change);
+    return this.add(record, change, undefined);
   }
 
   noteKeyUse(keyRowId: number, nowMs: number): void {
@@ -79,43 +93,49 @@ export class PgGroupCommit implements CommitQueue {
 
   flush(allUses = false): void {
     this.scheduled = false;
-    if (this.running) {
-      // The next batch starts when this one ends (run() loops); use counts are taken then.
+    const withChanges = this.items.some((item) => item.change);
+    if (this.exclusive || this.inFlight.length >= MAX_IN_FLIGHT || (withChanges && this.inFlight.length > 0)) {
+      // Started again when a batch in flight ends; use counts are taken then.
       this.scheduled = true;
       return;
     }
-    this.running = this.run(allUses).finally(() => {
-      this.running = undefined;
+    const items = this.items;
+    this.items = [];
+    const uses = this.uses.take(allUses);
+    if (items.length === 0 && uses === undefined) return;
+    this.exclusive = withChanges;
+    const before = this.inFlight[this.inFlight.length - 1];
+    const batch: Promise<void> = this.run(items, uses, withChanges, before).finally(() => {
+      this.inFlight.splice(this.inFlight.indexOf(batch), 1);
+      if (withChanges) this.exclusive = false;
       if (this.scheduled || this.items.length > 0) this.flush();
     });
+    this.inFlight.push(batch);
   }
 
   async close(): Promise<void> {
     clearTimeout(this.usesTimer);
     this.usesTimer = undefined;
-    while (this.running) await this.running;
+    while (this.inFlight.length > 0) await Promise.allSettled(this.inFlight);
     this.flush(true);
-    while (this.running) await this.running;
+    while (this.inFlight.length > 0) await Promise.allSettled(this.inFlight);
   }
 
-  private add(record: AuditRecord, change: Change | undefined): Promise<void> {
+  private add(record: AuditRecord, change: Change | undefined, check: CommitCheck | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.items.push({ record, change, resolve, reject });
-      if (!this.scheduled && !this.running) {
+      this.items.push({ record, change, check, resolve, reject });
+      if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
       }
     });
   }
 
-  private async run(allUses: boolean): Promise<void> {
-    const items = this.items;
-    this.items = [];
-    const uses = this.uses.take(allUses);
-    if (items.length === 0 && uses === undefined) return;
+  /** `before`: the batch in flight ahead of this one (its rows precede ours in the chain). */
+  private async run(items: Item[], uses: Map<number, KeyUse> | undefined, withChanges: boolean, before: Promise<void> | undefined): Promise<void> {
     const failed = new Map<Item, unknown>();
     try {
-      if (items.some((item) => item.change)) {
+      if (withChanges) {
         await this.store.tx(async (client) => {
           const tx = new PgTx(client);
           for (const item of items) {
@@ -130,12 +150,12 @@ export class PgGroupCommit implements CommitQueue {
               failed.set(item, error);
             }
           }
-          await this.append(client, items.filter((item) => !failed.has(item)), uses);
+          await this.append(client, items, failed, uses, before);
         });
       } else if (this.durability === 'changes') {
-        await this.append({ query: (text, params) => this.store.queryUnflushed(text, params) }, items, uses);
+        await this.append({ query: (text, params) => this.store.queryUnflushed(text, params) }, items, failed, uses, before);
       } else {
-        await this.append(this.store, items, uses);
+        await this.append(this.store, items, failed, uses, before);
       }
     } catch (error) {
       this.head = undefined; // the batch may or may not have committed: read the head again
@@ -150,17 +170,44 @@ export class PgGroupCommit implements CommitQueue {
     }
   }
 
-  /** Appends to this server's chain, re-reading the head when another writer moved it. */
-  private async append(db: Queryable, items: readonly Item[], uses: Map<number, KeyUse> | undefined): Promise<void> {
-    const records = items.map((item) => item.record);
-    for (let attempt = 0; ; attempt++) {
-      this.head ??= await readChainHead(db, this.chain);
+  /**
+   * Appends the items not in `failed` to this server's chain after the head
+   * the batch before it leaves. On a conflict (that batch not committed yet,
+   * failed, or another writer on this chain id) it waits for the batch before
+   * it, reads the head and hashes its rows again. Items whose CommitCheck
+   * fails are added to `failed` and the rest written without them.
+   */
+  private async append(
+    db: Queryable,
+    items: readonly Item[],
+    failed: Map<Item, unknown>,
+    uses: Map<number, KeyUse> | undefined,
+    before: Promise<void> | undefined,
+  ): Promise<void> {
+    let pending = items.filter((item) => !failed.has(item));
+    let base = this.head; // the head our rows go after
+    for (let conflicts = 0; ; ) {
+      if (base === undefined) {
+        await before?.catch(() => undefined);
+        before = undefined;
+        base = await readChainHead(db, this.chain);
+      }
+      const rows = hashChainRows(base, this.chain, pending.map((item) => item.record));
+      this.head = rows.head; // the batch after this one starts here
       try {
-        this.head = await appendChainRows(db, this.chain, this.head, records, uses);
+        await writeChainRows(db, this.chain, base, rows, uses, pending.map((item) => item.check));
         return;
       } catch (error) {
-        this.head = undefined;
-        if (!(error instanceof ChainConflict) || attempt >= MAX_CONFLICT_RETRIES) throw error;
+        if (error instanceof ChecksFailed) {
+          // Nothing written, the head is still `base`: write the others.
+          if (this.head === rows.head) this.head = base;
+          for (const [index, reason] of error.failed) failed.set(pending[index]!, reason);
+          pending = pending.filter((item) => !failed.has(item));
+          continue;
+        }
+        if (this.head === rows.head) this.head = undefined;
+        base = undefined;
+        if (!(error instanceof ChainConflict) || ++conflicts > MAX_CONFLICT_RETRIES) throw error;
       }
     }
   }

@@ -23,9 +23,19 @@ export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
 
 export { StorageUnavailable };
 
+/**
+ * A statement PostgreSQL parses and plans once per connection (a named
+ * prepared statement) instead of on every call: for the hot path's few
+ * statements, run thousands of times a second.
+ */
+export interface Prepared {
+  readonly name: string;
+  readonly text: string;
+}
+
 /** What queries run on: the pool (autocommit) or one transaction's client. */
 export interface Queryable {
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, params?: readonly unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | Prepared, params?: readonly unknown[]): Promise<pg.QueryResult<R>>;
 }
 
 export interface PgStoreOptions {
@@ -106,7 +116,7 @@ export class PgStore {
     checkPostgresUrl(url);
     const password = options.passwordFile === undefined ? undefined : readPasswordFile(options.passwordFile);
     const pool = new pg.Pool({
-      connectionString: url,
+      connectionString: withSessionSettings(url),
       ...(password === undefined ? {} : { password }),
       max: options.poolSize ?? 10,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
@@ -133,9 +143,9 @@ export class PgStore {
   }
 
   /** One statement in autocommit mode. */
-  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, params: readonly unknown[] = []): Promise<pg.QueryResult<R>> {
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | Prepared, params: readonly unknown[] = []): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query<R>(text, params as unknown[]);
+      return await this.pool.query<R>(statement(text, params));
     } catch (error) {
       throw unavailable(error);
     }
@@ -147,10 +157,10 @@ export class PgStore {
    * 3 × wal_writer_delay. For audit-only batches under durability 'changes'
    * (the SQLite policy's "read-only replies once their row is in the WAL").
    */
-  async queryUnflushed<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, params: readonly unknown[] = []): Promise<pg.QueryResult<R>> {
+  async queryUnflushed<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | Prepared, params: readonly unknown[] = []): Promise<pg.QueryResult<R>> {
     this.asyncPool ??= this.makeAsyncPool();
     try {
-      return await this.asyncPool.query<R>(text, params as unknown[]);
+      return await this.asyncPool.query<R>(statement(text, params));
     } catch (error) {
       throw unavailable(error);
     }
@@ -158,7 +168,7 @@ export class PgStore {
 
   private makeAsyncPool(): pg.Pool {
     const options = this.pool.options;
-    const pool = new pg.Pool({ ...options, max: 2, options: `${options.options ?? ''} -c synchronous_commit=off`.trim() });
+    const pool = new pg.Pool({ ...options, max: 2, connectionString: withSessionSettings(this.location, ['-c synchronous_commit=off']) });
     pool.on('error', () => undefined);
     return pool;
   }
@@ -172,9 +182,16 @@ export class PgStore {
       throw unavailable(error);
     }
     let broken = false;
+    // The connection may die between two of our queries: pg then emits
+    // 'error' on the checked-out client (the pool listens only while it is
+    // idle), which would be an uncaught exception. The next query fails anyway.
+    const dropped = (): void => {
+      broken = true;
+    };
+    client.on('error', dropped);
     try {
       await client.query(`BEGIN ISOLATION LEVEL ${isolation}`);
-      const result = await fn(client);
+      const result = await fn({ query: (text, params = []) => client.query(statement(text, params)) });
       await client.query('COMMIT');
       return result;
     } catch (error) {
@@ -182,6 +199,7 @@ export class PgStore {
       if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
       throw unavailable(error);
     } finally {
+      client.off('error', dropped);
       client.release(broken); // a connection in an unknown state is closed, not reused
     }
   }
@@ -215,6 +233,28 @@ export class PgStore {
       this.version = version;
     });
   }
+}
+
+/**
+ * `url` with server settings added to its `options` parameter (pg lets the
+ * URL's own `options` override a config's, so they go into the URL).
+ *
+ * Always: the hot path's prepared statements are planned once per
+ * connection, not on every execution. PostgreSQL otherwise keeps
+ * re-planning the audit append (its custom plans look cheaper than the
+ * generic one): measured 0.4 ms of planning per batch against 0.3 ms of
+ * execution.
+ */
+export function withSessionSettings(url: string, extra: readonly string[] = []): string {
+  const parsed = new URL(url);
+  const settings = ['-c plan_cache_mode=force_generic_plan', ...extra];
+  const given = parsed.searchParams.get('options');
+  parsed.searchParams.set('options', [given, ...settings].filter(Boolean).join(' '));
+  return parsed.toString();
+}
+
+function statement(text: string | Prepared, params: readonly unknown[]): pg.QueryConfig {
+  return typeof text === 'string' ? { text, values: params as unknown[] } : { name: text.name, text: text.text, values: params as unknown[] };
 }
 
 function readPasswordFile(path: string): string {

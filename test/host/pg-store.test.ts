@@ -8,7 +8,7 @@ import t from 'tap';
 import pg from 'pg';
 import { StorageError } from '../../server/storage.js';
 import { PgStore, PG_SCHEMA_VERSION } from '../../server/pg/store.js';
-import { appendChainRows, ChainConflict, readChainHead, verifyChains } from '../../server/pg/audit.js';
+import { appendChainRows, ChainConflict, ChecksFailed, hashChainRows, readChainHead, verifyChains, writeChainRows } from '../../server/pg/audit.js';
 import type { AuditRecord } from '../../server/audit.js';
 import { freshPgDatabase } from './helpers/pg.js';
 
@@ -25,6 +25,40 @@ t.test('init creates the schema; open needs it; a newer one is refused', async (
   await store.query('UPDATE vhsm_schema SET version = version + 1');
   await store.close();
   await t.rejects(PgStore.open(db.url), { code: 'NEWER_SCHEMA' });
+});
+
+t.test('CommitChecks: a batch with a failing check writes nothing and names the rows', async (t) => {
+  const db = await freshPgDatabase();
+  t.teardown(() => db.drop());
+  const store = await PgStore.open(db.url, { create: true });
+  t.teardown(() => store.close());
+  const userId = (await store.query<{ id: number }>("INSERT INTO users (name, kdf_salt, kdf_iterations, wrapped_auth_key, created_ms, password_changed_ms) VALUES ('alice', '\\x00', 1, '\\x00', 0, 0) RETURNING id")).rows[0]!.id;
+  await store.query('INSERT INTO user_containers (user_id, container) VALUES ($1, 101)', [userId]);
+  const keyRow = (await store.query<{ id: number }>("INSERT INTO keys (user_id, key_id, key_type, label, usages, extractable, length_bytes, wrapped, created_ms) VALUES ($1, 'k', 1, '', 1, false, 32, '\\x00', 0) RETURNING id", [userId])).rows[0]!.id;
+  const good = { userId, ctid: 101, keyId: 'k', keyRowId: keyRow };
+  const head = await readChainHead(store, 'c');
+  const rows = hashChainRows(head, 'c', [record(1), record(2), record(3), record(4)]);
+  const error = await writeChainRows(store, 'c', head, rows, undefined, [good, { ...good, ctid: 102 }, undefined, { ...good, keyRowId: keyRow + 1 }]).catch((e: unknown) => e);
+  t.ok(error instanceof ChecksFailed, 'refused');
+  t.same([...(error as ChecksFailed).failed].map(([i, why]) => [i, why.reason]), [[1, 'container'], [3, 'key']], 'rows 1 (container) and 3 (key row replaced)');
+  t.equal((await readChainHead(store, 'c')).seq, 0, 'nothing written');
+  await writeChainRows(store, 'c', head, hashChainRows(head, 'c', [record(1), record(3)]), undefined, [good, undefined]);
+  t.equal((await readChainHead(store, 'c')).seq, 2, 'the others are written once the failing rows are left out');
+});
+
+t.test('session settings go into the URL: prepared statements planned once, audit-only commits unflushed, the URL\'s own options kept', async (t) => {
+  const db = await freshPgDatabase();
+  t.teardown(() => db.drop());
+  await (await PgStore.open(db.url, { create: true })).close();
+  const store = await PgStore.open(`${db.url}&options=${encodeURIComponent('-c work_mem=5MB')}`);
+  t.teardown(() => store.close());
+  const show = async (run: (sql: string) => Promise<pg.QueryResult>, name: string) => Object.values((await run(`SHOW ${name}`)).rows[0]!)[0];
+  for (const [label, run] of [['main pool', (sql: string) => store.query(sql)], ['audit pool', (sql: string) => store.queryUnflushed(sql)]] as const) {
+    t.equal(await show(run, 'plan_cache_mode'), 'force_generic_plan', `${label}: generic plans`);
+    t.equal(await show(run, 'work_mem'), '5MB', `${label}: the URL's options kept`);
+  }
+  t.equal(await show((sql) => store.query(sql), 'synchronous_commit'), 'on', 'main pool: commits wait for the flush');
+  t.equal(await show((sql) => store.queryUnflushed(sql), 'synchronous_commit'), 'off', 'audit pool: they do not');
 });
 
 t.test('a URL with a password is refused before connecting', async (t) => {
@@ -49,6 +83,11 @@ t.test('chains: one per writer, append-only, verified with the first bad row nam
   t.equal(b.seq, 5);
   // A writer with a stale head (another server using the same id) writes nothing.
   await t.rejects(appendChainRows(store, 'host-a', { seq: 3, hash: Buffer.alloc(32) }, [record(9)]), ChainConflict);
+  // Nor does one with the right seq but another hash (a batch hashed onto a predecessor that was written differently).
+  await t.rejects(appendChainRows(store, 'host-a', { seq: a.seq, hash: Buffer.alloc(32) }, [record(9)]), ChainConflict);
+  // A batch sent after another must not start a chain that has no head yet.
+  await t.rejects(appendChainRows(store, 'host-new', { seq: 4, hash: Buffer.alloc(32) }, [record(9)]), ChainConflict);
+  t.equal((await readChainHead(store, 'host-new')).seq, 0, 'the new chain is still empty');
 
   const good = await verifyChains(store);
   t.ok(good.ok, JSON.stringify(good.problems));
