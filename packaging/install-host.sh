@@ -235,7 +235,7 @@ install_tools() {
   node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' ||
     die "node $(node -v) is too old: VHSM needs Node.js 20.19 or later"
   local f
-  for f in dist/tools/vhsmctl.js dist/tools/vhsm-server.js build/Release/vhsm_netlink.node node_modules/better-sqlite3/package.json; do
+  for f in dist/tools/vhsmctl.js dist/tools/vhsm-server.js build/Release/vhsm_netlink.node build/Release/vhsm_ecdsa.node node_modules/better-sqlite3/package.json; do
     [ -e "$SRC/$f" ] || die "$SRC/$f is missing: build first (npm ci && npm run build)"
   done
   local stage=$ROOT$PREFIX.new
@@ -245,7 +245,7 @@ install_tools() {
   run cp -r "$SRC/dist" "$stage/dist"
   run rm -rf "$stage/dist/test" "$stage/dist/bench"
   run chmod 0755 "$stage/dist/tools/vhsm.js" "$stage/dist/tools/vhsm-admin.js" "$stage/dist/tools/vhsmctl.js" "$stage/dist/tools/vhsm-server.js"
-  run cp "$SRC/build/Release/vhsm_netlink.node" "$stage/build/Release/"
+  run cp "$SRC/build/Release/vhsm_netlink.node" "$SRC/build/Release/vhsm_ecdsa.node" "$stage/build/Release/"
   # Only the packages that run (npm ls --omit=dev): the test and build
   # tooling stays in the checkout. A nested node_modules comes with its parent.
   local pkgs p

@@ -7,7 +7,7 @@
 //   npm run bench                      build, then every section (~7 min)
 //   npm run bench -- --no-build        skip `npm run build`
 //   npm run bench -- --quick           shorter windows (a smoke run, ~3 min)
-//   npm run bench -- --only=host,vm,fairness,memory   some sections
+//   npm run bench -- --only=host,pg-locks,vm,fairness,memory   some sections
 //   npm run bench -- --profile         also CPU-profile the VHSM sign path and summarise
 //                                      (--only=profile: just that)
 //   npm run bench -- --out=FILE        results file (default bench-results.json)
@@ -27,7 +27,7 @@ import { defaultKernel, repoRoot, runInVm } from '../vm/vm.mjs';
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(`--${name}`);
 const value = (name, fallback) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
-const ALL_SECTIONS = ['host', 'vm', 'fairness', 'memory'];
+const ALL_SECTIONS = ['host', 'pg-locks', 'vm', 'fairness', 'memory'];
 const KNOWN_SECTIONS = [...ALL_SECTIONS, 'profile'];
 const sections = value('only', ALL_SECTIONS.join(',')).split(',').filter(Boolean);
 if (flag('profile') && !sections.includes('profile')) sections.push('profile');
@@ -131,7 +131,7 @@ function prepareSoftHsm() {
 }
 
 // ---- running a section ----
-const results = { host: [], hostSetup: null, vm: null, fairness: [], memory: null, profile: [], errors: [] };
+const results = { host: [], hostSetup: null, pgLocks: [], vm: null, fairness: [], memory: null, profile: [], errors: [] };
 
 function collect(message, sectionName) {
   if (message.type === 'progress') status(message.text);
@@ -142,6 +142,7 @@ function collect(message, sectionName) {
     const { section, data } = message;
     if (section === 'host') results.host.push(data);
     else if (section === 'host-setup') results.hostSetup = data;
+    else if (section === 'pg-locks') results.pgLocks.push(data);
     else if (section === 'fairness') results.fairness.push(data);
     else if (section === 'memory') results.memory = data;
     else if (section === 'vm') results.vm = data;
@@ -283,6 +284,21 @@ function hostTable() {
   return table(['operation', 'clients', '(a) node:crypto/s', '(b) VHSM/s', "(b') tmpfs/s", "(b'') fsync each/s", '(c) SoftHSM2/s', 'b/a', 'b/c', "b'/a", "b'/c", "b''/a"], rows);
 }
 
+/** One server process and two on one PostgreSQL database, 16 clients in all, one shared key: throughput and lock waits. */
+function pgLocksTable() {
+  const rows = results.pgLocks.map((r) => [
+    r.servers,
+    r.clientsPerServer,
+    r.perSecond.map(fmtRate).join(' + '),
+    fmtRate(r.combinedPerSecond),
+    r.p99.map(fmtMs).join(' / '),
+    `${(r.lockWaitShare * 100).toFixed(1)} %`,
+    `${(r.lwlockWaitShare * 100).toFixed(1)} %`,
+    r.samples,
+  ]);
+  return table(['server processes', 'clients each', 'signatures/s', 'combined/s', 'p99 ms', 'lock waits (share of busy backend samples)', 'LWLock waits', 'samples'], rows);
+}
+
 /** The same server on PostgreSQL (issue 12): (b) against (b_pg) with durability 'changes' and (b_pg'') with 'all'. */
 function pgTable() {
   const rows = results.host
@@ -404,6 +420,7 @@ try {
       durability: 'all',
     });
   }
+  if (sections.includes('pg-locks')) await runSection('pg-locks', 'pg-locks.js', { quick });
   if (sections.includes('memory')) await runSection('memory', 'memory.js', {}, ['--expose-gc']);
   if (sections.includes('vm')) {
     if (!softhsm.setup && vmParts.includes('pkcs11')) softhsm = prepareSoftHsm();
@@ -445,6 +462,10 @@ if (results.host.length) {
     say("(b_pg) durability 'changes' (audit-only batches commit with synchronous_commit=off); (b_pg'') 'all' (every batch waits for PostgreSQL's WAL flush)");
     say(pgTable());
   }
+}
+if (results.pgLocks.length) {
+  say('\n### 1c. Two servers on one PostgreSQL database: do they wait for each other? (16 clients in all, one shared key; pg_stat_activity sampled every ms)');
+  say(pgLocksTable());
 }
 if (results.vm) {
   say('\n## 2. VM (QEMU TCG, Debian 6.1), through vhsm_transport.ko: null request (echo server) vs VHSM P-256 sign');

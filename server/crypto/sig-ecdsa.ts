@@ -2,9 +2,10 @@
  * ECDSA over P-256, P-384, P-521 and secp256k1 with SHA-256/384/512, and
  * over a caller's digest of any length (PKCS#11 CKM_ECDSA).
  *
- * Messages: node:crypto (OpenSSL). Pre-computed digests: @noble/curves with
- * `prehash: false`, because OpenSSL 3.0 offers no digest-input ECDSA through
- * node:crypto (`sign(null, …)` hashes again with SHA-256). secp256k1
+ * Messages: node:crypto (OpenSSL). Pre-computed digests: signed by OpenSSL
+ * through our small addon (native-ecdsa.ts), because node:crypto offers no
+ * digest-input ECDSA (`sign(null, …)` hashes again with SHA-256), verified
+ * with @noble/curves (`prehash: false`). secp256k1
  * signatures are normalised to low S; verification accepts either S, as
  * plain ECDSA does.
  */
@@ -14,6 +15,7 @@ import { ecCurveOf, type EcCurve } from './ec-curves.js';
 import { SHA256, SHA384, SHA512, type HashInfo } from './hashes.js';
 import { must, type KeyRef } from './key-material.js';
 import { ecPointOf, ecScalarOf } from './keys-ec.js';
+import { nativeEcdsa } from './native-ecdsa.js';
 import type { SignatureMechanism } from './signatures.js';
 
 const EC_KEY_TYPES = new Set<number>([KEY_TYPES['ec-p256'], KEY_TYPES['ec-p384'], KEY_TYPES['ec-p521'], KEY_TYPES['ec-secp256k1']]);
@@ -46,14 +48,18 @@ function normalised(curve: EcCurve, p1363: Uint8Array, raw: boolean): Uint8Array
   return signature.toBytes(raw ? 'compact' : 'der');
 }
 
-/** ECDSA over a caller's digest, any length: @noble truncates it to the order's bit length (bits2int). */
+/** ECDSA over a caller's digest, any length: OpenSSL truncates it to the order's bit length (bits2int). */
 function signDigest(curve: EcCurve, privateKey: KeyObject, digest: Uint8Array, encoding: number): Uint8Array {
   const scalar = ecScalarOf(privateKey);
+  let der: Buffer;
   try {
-    return curve.noble.sign(digest, scalar, { prehash: false, lowS: curve.lowS, extraEntropy: true, format: isRaw(encoding) ? 'compact' : 'der' });
+    der = nativeEcdsa().signDigest(curve.nodeName, scalar, digest);
   } finally {
     scalar.fill(0);
   }
+  let signature = curve.noble.Signature.fromBytes(der, 'der');
+  if (curve.lowS && signature.hasHighS()) signature = new curve.noble.Signature(signature.r, curve.noble.Point.Fn.ORDER - signature.s);
+  return signature.toBytes(isRaw(encoding) ? 'compact' : 'der');
 }
 
 function verifyDigest(curve: EcCurve, publicKey: KeyObject, digest: Uint8Array, signature: Uint8Array, encoding: number): boolean {
