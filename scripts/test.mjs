@@ -50,7 +50,7 @@ function buildModule(kver) {
 /** Host suites that run a second time with every fixture on PostgreSQL. */
 const PG_SUITES = [
   'server-acceptance', 'server-attacks', 'server-malformed', 'server-bruteforce', 'server-lifecycle',
-  'server-password-change', 'server-public-objects', 'server-cancel', 'server-wipe', 'server-stale-access', 'client-', 'crypto-', 'cli-objects',
+  'server-password-change', 'server-public-objects', 'server-cancel', 'server-wipe', 'server-stale-access', 'server-crash', 'server-durability', 'client-', 'crypto-', 'cli-objects',
 ];
 
 const totals = { pass: 0, fail: 0, files: 0 };

@@ -13,6 +13,9 @@
  * The flush is held by an injected sync function where a test needs to
  * control its timing; everywhere else (every other test and the server)
  * it is the real fdatasync.
+ * On PostgreSQL (VHSM_TEST_BACKEND=postgres) the server-level tests run;
+ * the SQLite machinery's are skipped (PostgreSQL's own durability is
+ * tested in pg-multi-server: kill -9 of a server and of a backend).
  */
 import { SqliteTx } from '../../server/sqlite-backend.js';
 import t, { type Test } from 'tap';
@@ -26,7 +29,11 @@ import { silentLogger } from '../../server/log.js';
 import { VhsmServer } from '../../server/server.js';
 import { Store } from '../../server/storage.js';
 import { WalSync, type SyncFunction } from '../../server/wal-sync.js';
-import { ALICE, createDatabase, startFixture, tempDir } from './helpers/fixture.js';
+import { ALICE, createDatabase, freshStoreLocation, startFixture, tempDir, testBackend } from './helpers/fixture.js';
+import { selectAll } from './helpers/raw.js';
+
+/** A fresh options object per test: tap writes into the one it is given. */
+const sqliteOnly = (): { skip?: string } => (testBackend() === 'postgres' ? { skip: 'SQLite machinery (PostgreSQL: pg-multi-server)' } : {});
 
 /** A sync function whose flushes complete only when the test says so. */
 function heldSync(): { sync: SyncFunction; calls: number; complete(error?: Error): void } {
@@ -75,7 +82,7 @@ function watch(promise: Promise<void>): { settled: boolean; error: unknown } {
   return state;
 }
 
-t.test('WalSync: coalesced flushes, generations, failure, close', async (t) => {
+t.test('WalSync: coalesced flushes, generations, failure, close', sqliteOnly(), async (t) => {
   const store = openStore(t);
   const held = heldSync();
   const wal = WalSync.open(store.path, { maxDelayMs: 60_000, sync: held.sync });
@@ -110,7 +117,7 @@ t.test('WalSync: coalesced flushes, generations, failure, close', async (t) => {
   await wal.close();
 });
 
-t.test('WalSync: soon() flushes within the delay with nobody waiting; close waits for a flush', async (t) => {
+t.test('WalSync: soon() flushes within the delay with nobody waiting; close waits for a flush', sqliteOnly(), async (t) => {
   const store = openStore(t);
   const held = heldSync();
   const wal = WalSync.open(store.path, { maxDelayMs: 20, sync: held.sync });
@@ -127,7 +134,7 @@ t.test('WalSync: soon() flushes within the delay with nobody waiting; close wait
   t.ok(closing.settled, 'and then closes');
 });
 
-t.test('WalSync: the real fdatasync', async (t) => {
+t.test('WalSync: the real fdatasync', sqliteOnly(), async (t) => {
   const store = openStore(t);
   const wal = WalSync.open(store.path, { maxDelayMs: 5 });
   store.write(() => store.db.prepare('UPDATE audit_head SET seq = seq WHERE id = 1').run());
@@ -154,7 +161,7 @@ async function groupCommitCase(t: Test, durability: Durability) {
   return { store, held, commits, readOnly, change };
 }
 
-t.test("GroupCommit 'changes': read-only replies do not wait for the flush, changes do", async (t) => {
+t.test("GroupCommit 'changes': read-only replies do not wait for the flush, changes do", sqliteOnly(), async (t) => {
   const { held, commits, readOnly, change } = await groupCommitCase(t, 'changes');
   t.ok(readOnly.settled, 'read-only: resolved once written');
   t.notOk(change.settled, 'state change: still waiting for the disk');
@@ -178,7 +185,7 @@ t.test("GroupCommit 'changes': read-only replies do not wait for the flush, chan
   await closing;
 });
 
-t.test('GroupCommit: after a failed flush nothing more is written', async (t) => {
+t.test('GroupCommit: after a failed flush nothing more is written', sqliteOnly(), async (t) => {
   const { store, held, commits, change } = await groupCommitCase(t, 'changes');
   held.complete(new Error('EIO'));
   await tick();
@@ -193,7 +200,7 @@ t.test('GroupCommit: after a failed flush nothing more is written', async (t) =>
   await commits.close();
 });
 
-t.test("GroupCommit 'all': every reply waits for the flush", async (t) => {
+t.test("GroupCommit 'all': every reply waits for the flush", sqliteOnly(), async (t) => {
   const { held, commits, readOnly, change } = await groupCommitCase(t, 'all');
   t.notOk(readOnly.settled, 'read-only: waiting for the disk');
   t.notOk(change.settled, 'state change: waiting for the disk');
@@ -203,7 +210,7 @@ t.test("GroupCommit 'all': every reply waits for the flush", async (t) => {
   await commits.close();
 });
 
-t.test('Checkpointer: the worker copies the WAL into the database file', async (t) => {
+t.test('Checkpointer: the worker copies the WAL into the database file', sqliteOnly(), async (t) => {
   const store = openStore(t);
   const checkpointer = new Checkpointer(store, silentLogger, { everyCommits: 50, idleMs: 50, maxWalFrames: 100_000 });
   t.equal(store.db.pragma('wal_autocheckpoint', { simple: true }), 0, 'the connection no longer checkpoints by itself');
@@ -223,31 +230,42 @@ t.test('Checkpointer: the worker copies the WAL into the database file', async (
   t.pass('close is idempotent and the worker exits (the test would hang otherwise)');
 });
 
-t.test('Checkpointer: the WAL stays bounded under steady load', async (t) => {
+t.test('Checkpointer: the WAL stays bounded under steady load', sqliteOnly(), async (t) => {
   const store = openStore(t);
   const checkpointer = new Checkpointer(store, silentLogger, { everyCommits: 16, idleMs: 50, maxWalFrames: 64 });
   const insert = store.db.prepare('INSERT INTO audit (time_ms, ctid, netns_cookie, pid, uid, gid, user, op, key_id, result, hash) VALUES (?, 1, ?, 1, 0, 0, ?, ?, ?, ?, ?)');
-  let peak = 0;
   // One commit per loop turn with a little work between, so the worker's
   // checkpoints always overlap commits: SQLite alone would never restart the WAL.
-  for (let i = 0; i < 2000; i++) {
-    store.write(() => insert.run(i, '7', 'u'.repeat(200), 'op', 'k'.repeat(64), 'OK', Buffer.alloc(32)));
+  // Runs until the WAL has been restarted twice (the worker is a thread: on a
+  // busy machine its first cycle can take a while). The file keeps its
+  // high-water size; what must hold is that after a restart commits reuse it
+  // instead of growing it further.
+  const walSize = (): number => statSync(`${store.path}-wal`).size;
+  const deadline = performance.now() + 30_000;
+  let commits = 0;
+  let atFirstRestart = -1;
+  let peak = 0;
+  while (checkpointer.caughtUp < 2 && performance.now() < deadline) {
+    store.write(() => insert.run(commits, '7', 'u'.repeat(200), 'op', 'k'.repeat(64), 'OK', Buffer.alloc(32)));
     checkpointer.committed();
+    commits += 1;
     const busyUntil = performance.now() + 0.05;
     while (performance.now() < busyUntil);
     await tick();
-    if (i % 100 === 0) peak = Math.max(peak, statSync(`${store.path}-wal`).size);
+    if (checkpointer.caughtUp >= 1 && atFirstRestart < 0) atFirstRestart = walSize();
+    if (atFirstRestart >= 0 && commits % 50 === 0) peak = Math.max(peak, walSize());
   }
-  peak = Math.max(peak, statSync(`${store.path}-wal`).size);
-  t.ok(checkpointer.caughtUp >= 1, `the server's connection finished ${checkpointer.caughtUp} WAL cycle(s)`);
-  t.ok(peak < 2 * 1024 * 1024, `the WAL peaked at ${(peak / 1024).toFixed(0)} KiB (2,000 commits of ~2 pages would be ~16 MiB)`);
+  t.ok(checkpointer.caughtUp >= 2, `the server's connection finished ${checkpointer.caughtUp} WAL cycles in ${commits} commits`);
+  const grown = Math.max(0, peak - atFirstRestart);
+  t.ok(grown < 2 * 1024 * 1024, `after the first restart the WAL grew by ${(grown / 1024).toFixed(0)} KiB (at ${(atFirstRestart / 1024).toFixed(0)} KiB then; without restarts it grows ~8 KiB a commit)`);
   await checkpointer.close();
 });
 
 t.test('server: durability option is checked; default replies for both kinds of request', async (t) => {
   const { dir, cleanup } = tempDir();
   t.teardown(cleanup);
-  const dbPath = join(dir, 'options.db');
+  const { location: dbPath, drop } = await freshStoreLocation(dir);
+  t.teardown(drop);
   await createDatabase(dbPath, [ALICE]);
   await t.rejects(
     VhsmServer.open({ storagePath: dbPath, durability: 'sometimes' as Durability }),
@@ -271,24 +289,17 @@ t.test('key use counters: exact in key info at once, written to the table at sto
   for (let i = 0; i < 3; i++) await session.sign(key.keyId, new Uint8Array([i]));
   t.equal((await session.keyInfo(key.keyId)).useCount, 3, 'key info counts the three signatures');
   t.equal((await session.listKeys()).find((k) => k.keyId === key.keyId)?.useCount, 3, 'so does the listing');
-  const stored = (): number => {
-    const store = Store.open(fixture.dbPath);
-    try {
-      return (store.db.prepare("SELECT use_count AS n FROM keys WHERE key_id = 'counted'").get() as { n: number }).n;
-    } finally {
-      store.close();
-    }
-  };
-  t.equal(stored(), 0, 'not written yet (at most once a second)');
+  const stored = async (): Promise<number> => Number((await selectAll(fixture.dbPath, "SELECT use_count AS n FROM keys WHERE key_id = 'counted'"))[0]!.n);
+  t.equal(await stored(), 0, 'not written yet (at most once a second)');
   await fixture.server.stop();
-  t.equal(stored(), 3, 'written at stop');
+  t.equal(await stored(), 3, 'written at stop');
   await fixture.restart();
   const again = await (await fixture.client()).login(ALICE.name, ALICE.password);
   await again.sign(key.keyId, new Uint8Array([9]));
   t.equal((await again.keyInfo(key.keyId)).useCount, 4, 'the stored count and the pending one add up after a restart');
 });
 
-t.test('KeyUses: interval, force, restore', async (t) => {
+t.test('KeyUses: interval, force, restore', sqliteOnly(), async (t) => {
   const uses = new KeyUses(30);
   t.equal(uses.take(true), undefined, 'nothing counted, nothing to take');
   uses.note(1, 100);
