@@ -340,22 +340,22 @@ export class VhsmServer {
     if (!session) throw new VhsmFailure('SESSION_INVALID', 'no such session here');
     // The admin may have deleted the user or removed this container meanwhile.
     const namedKeyId = 'keyId' in request && typeof request.keyId === 'string' ? request.keyId : undefined;
-    const cached = namedKeyId === undefined ? undefined : session.keys.get(namedKeyId);
-    if (cached && storage.checksAtCommit && CHECKED_AT_COMMIT.has(request.op)) {
+    const held = namedKeyId === undefined ? undefined : session.keys.get(namedKeyId);
+    let namedKey: { keyId: string; rowId: number | undefined } | undefined;
+    if (held && storage.checksAtCommit && CHECKED_AT_COMMIT.has(request.op)) {
       // The same check, made by the statement that writes the audit row: the reply is released only if it holds then.
-      deferred.check = { userId: session.userId, ctid: ctx.sender.ctid, keyId: cached.keyId, keyRowId: cached.rowId };
+      deferred.check = { userId: session.userId, ctid: ctx.sender.ctid, keyId: held.keyId, keyRowId: held.rowId };
       deferred.session = session;
-      ctx.audit.user = session.username;
-      type Ctx = OpContext & { session: typeof session; namedKey: { keyId: string; rowId: number } };
-      return (handler.run as (c: Ctx, r: ValidRequest) => Promise<OpResult>)({ ...ctx, session, namedKey: { keyId: cached.keyId, rowId: cached.rowId } }, request);
-    }
-    const check = await storage.reads.sessionCheck(session.userId, ctx.sender.ctid, namedKeyId);
-    if (!check.allowed) {
-      sessions.closeSession(session);
-      throw new VhsmFailure('SESSION_INVALID', 'no such session here');
+      namedKey = { keyId: held.keyId, rowId: held.rowId };
+    } else {
+      const check = await storage.reads.sessionCheck(session.userId, ctx.sender.ctid, namedKeyId);
+      if (!check.allowed) {
+        sessions.closeSession(session);
+        throw new VhsmFailure('SESSION_INVALID', 'no such session here');
+      }
+      namedKey = namedKeyId === undefined ? undefined : { keyId: namedKeyId, rowId: check.keyRowId };
     }
     ctx.audit.user = session.username;
-    const namedKey = namedKeyId === undefined ? undefined : { keyId: namedKeyId, rowId: check.keyRowId };
     type Ctx = OpContext & { session: typeof session; namedKey: typeof namedKey };
     return (handler.run as (c: Ctx, r: ValidRequest) => Promise<OpResult>)({ ...ctx, session, namedKey }, request);
   }
