@@ -64,26 +64,30 @@ Napi::Uint8Array BytesArg(const Napi::CallbackInfo &info, size_t index, const ch
   return info[index].As<Napi::Uint8Array>();
 }
 
-// The order of a known curve, made once (the addon runs on the JS thread only).
-const BIGNUM *OrderOf(const std::string &group) {
-  static std::unique_ptr<EC_GROUP, GroupFree> curves[std::size(kGroups)];
+// Index of `group` in kGroups, or -1 when this addon does not sign on it.
+int GroupIndex(const std::string &group) {
   for (size_t i = 0; i < std::size(kGroups); i++) {
-    if (group != kGroups[i]) continue;
-    if (!curves[i]) curves[i].reset(EC_GROUP_new_by_curve_name(OBJ_sn2nid(kGroups[i])));
-    return curves[i] ? EC_GROUP_get0_order(curves[i].get()) : nullptr;
+    if (group == kGroups[i]) return static_cast<int>(i);
   }
-  return nullptr;
+  return -1;
 }
 
-// The private key for `group` with scalar `d`; null if OpenSSL refuses it.
-std::unique_ptr<EVP_PKEY, PkeyFree> KeyFromScalar(const std::string &group, const uint8_t *d, size_t length) {
+// The order of kGroups[index], made once (the addon runs on the JS thread only).
+const BIGNUM *OrderOf(int index) {
+  static std::unique_ptr<EC_GROUP, GroupFree> curves[std::size(kGroups)];
+  if (!curves[index]) curves[index].reset(EC_GROUP_new_by_curve_name(OBJ_sn2nid(kGroups[index])));
+  return curves[index] ? EC_GROUP_get0_order(curves[index].get()) : nullptr;
+}
+
+// The private key on kGroups[index] with scalar `d`; null if OpenSSL refuses it.
+std::unique_ptr<EVP_PKEY, PkeyFree> KeyFromScalar(int index, const uint8_t *d, size_t length) {
   std::unique_ptr<BIGNUM, BnClearFree> scalar(BN_secure_new());
   if (!scalar || !BN_bin2bn(d, static_cast<int>(length), scalar.get())) return nullptr;
   // OpenSSL builds a key from any scalar: only 1..n-1 is a private key.
-  const BIGNUM *order = OrderOf(group);
+  const BIGNUM *order = OrderOf(index);
   if (!order || BN_is_zero(scalar.get()) || BN_cmp(scalar.get(), order) >= 0) return nullptr;
   std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
-  if (!bld || OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group.c_str(), 0) != 1 ||
+  if (!bld || OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, kGroups[index], 0) != 1 ||
       OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_PRIV_KEY, scalar.get()) != 1) {
     return nullptr;
   }
@@ -99,16 +103,14 @@ std::unique_ptr<EVP_PKEY, PkeyFree> KeyFromScalar(const std::string &group, cons
 Napi::Value SignDigest(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "group must be a string");
-  const std::string group = info[0].As<Napi::String>().Utf8Value();
-  bool known = false;
-  for (const char *name : kGroups) known = known || group == name;
-  if (!known) throw Napi::RangeError::New(env, "unsupported curve");
+  const int index = GroupIndex(info[0].As<Napi::String>().Utf8Value());
+  if (index < 0) throw Napi::RangeError::New(env, "unsupported curve");
   Napi::Uint8Array scalar = BytesArg(info, 1, "scalar");
   Napi::Uint8Array digest = BytesArg(info, 2, "digest");
   if (scalar.ByteLength() == 0 || scalar.ByteLength() > kMaxScalar) throw Napi::RangeError::New(env, "scalar length out of range");
   if (digest.ByteLength() == 0 || digest.ByteLength() > kMaxDigest) throw Napi::RangeError::New(env, "digest length out of range");
 
-  std::unique_ptr<EVP_PKEY, PkeyFree> key = KeyFromScalar(group, scalar.Data(), scalar.ByteLength());
+  std::unique_ptr<EVP_PKEY, PkeyFree> key = KeyFromScalar(index, scalar.Data(), scalar.ByteLength());
   if (!key) throw Napi::Error::New(env, "not a private key on this curve");
   std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
   size_t length = 0;
