@@ -48,12 +48,14 @@ export async function readChainHead(db: Queryable, chain: string): Promise<Chain
 /** appendChainRows' one statement, prepared once per connection. */
 const APPEND_CHAIN_ROWS: Prepared = {
   name: 'vhsm_append_chain_rows',
-  text: `WITH bad AS (
-       SELECT c.n, NOT EXISTS (SELECT 1 FROM user_containers uc WHERE uc.user_id = c.user_id AND uc.container = c.ctid) AS container_gone
+  text: `WITH checked AS (
+       SELECT c.n,
+              EXISTS (SELECT 1 FROM user_containers uc WHERE uc.user_id = c.user_id AND uc.container = c.ctid) AS container_ok,
+              EXISTS (SELECT 1 FROM keys k WHERE k.id = c.row_id AND k.user_id = c.user_id AND k.key_id = c.key_id) AS key_ok
        FROM unnest($22::bigint[], $23::bigint[], $24::text[], $25::bigint[]) WITH ORDINALITY AS c(user_id, ctid, key_id, row_id, n)
        WHERE c.user_id IS NOT NULL
-         AND (NOT EXISTS (SELECT 1 FROM user_containers uc WHERE uc.user_id = c.user_id AND uc.container = c.ctid)
-              OR NOT EXISTS (SELECT 1 FROM keys k WHERE k.id = c.row_id AND k.user_id = c.user_id AND k.key_id = c.key_id))
+     ), bad AS (
+       SELECT n, NOT container_ok AS container_gone FROM checked WHERE NOT (container_ok AND key_ok)
      ), head AS (
        INSERT INTO audit_heads AS h (chain, seq, hash)
          SELECT $1, $2, $3
