@@ -13,8 +13,7 @@
  *   node dist/bench/pg-locks.js '{"quick": true}'
  *   (worker: node dist/bench/pg-locks.js '{"worker": {...}}', one server and its clients)
  */
-import { spawn } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
