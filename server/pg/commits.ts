@@ -23,9 +23,10 @@
  *   and reached synchronous standbys). A batch of read-only requests'
  *   audit rows under 'changes' (the default) commits with
  *   synchronous_commit=off: committed and visible before the replies, so it
- *   survives kill -9 of this server; a crash of PostgreSQL itself can lose
- *   the last 3 × wal_writer_delay of them (set wal_writer_delay = 10ms to
- *   match SQLite's 10 ms). Under 'all' every batch waits for the flush.
+ *   survives kill -9 of this server; this server holds those rows until
+ *   PostgreSQL has flushed them and writes back any a crash of PostgreSQL
+ *   lost (unflushed.ts), so only both crashing together loses them, as only
+ *   the OS crashing does on SQLite. Under 'all' every batch waits for the flush.
  *   A later synchronous commit flushes every earlier WAL record too, so a
  *   change is never durable while an earlier read's row is not.
  * - The database unreachable: the batch's requests fail with
@@ -36,9 +37,10 @@ import type { AuditRecord } from '../audit.js';
 import type { Change, CommitCheck, CommitQueue, Durability } from '../backend.js';
 import type { KeyUse, KeyUses } from '../key-uses.js';
 import type { Logger } from '../log.js';
-import { ChainConflict, ChecksFailed, hashChainRows, readChainHead, writeChainRows, type ChainHead } from './audit.js';
+import { ChainConflict, ChecksFailed, hashChainRows, readChainHead, writeChainRows, type ChainHead, type ChainRows } from './audit.js';
 import { PgTx } from './backend.js';
 import type { PgStore, Queryable } from './store.js';
+import { FLUSH_CHECK_MS, UnflushedBatches } from './unflushed.js';
 
 interface Item {
   readonly record: AuditRecord;
@@ -75,6 +77,12 @@ export class PgGroupCommit implements CommitQueue {
   /** This chain's head after the last batch sent; undefined = read it again (start, or after a failure). */
   private head: ChainHead | undefined;
   private usesTimer: NodeJS.Timeout | undefined;
+  /** Acknowledged rows PostgreSQL has not flushed yet ('changes'): written again if it loses them. */
+  private readonly unflushed: UnflushedBatches;
+  private flushCheck: NodeJS.Timeout | undefined;
+  /** The head must be read again and lost rows written back even without new rows. */
+  private repairDue = false;
+  private closed = false;
 
   constructor(
     private readonly store: PgStore,
@@ -82,7 +90,9 @@ export class PgGroupCommit implements CommitQueue {
     private readonly uses: KeyUses,
     private readonly logger: Logger,
     private readonly durability: Durability = 'changes',
-  ) {}
+  ) {
+    this.unflushed = new UnflushedBatches(chain, logger);
+  }
 
   enqueue(record: AuditRecord, check?: CommitCheck): Promise<void> {
     return this.add(record, undefined, check);
@@ -114,7 +124,8 @@ export class PgGroupCommit implements CommitQueue {
     const items = this.items;
     this.items = [];
     const uses = this.uses.take(allUses);
-    if (items.length === 0 && uses === undefined) return;
+    if (items.length === 0 && uses === undefined && !this.repairDue) return;
+    this.repairDue = false;
     this.exclusive = withChanges;
     const before = this.inFlight[this.inFlight.length - 1];
     const batch: Promise<void> = this.run(items, uses, withChanges, before).finally(() => {
@@ -126,11 +137,39 @@ export class PgGroupCommit implements CommitQueue {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearTimeout(this.usesTimer);
     this.usesTimer = undefined;
+    clearTimeout(this.flushCheck);
+    this.flushCheck = undefined;
     while (this.inFlight.length > 0) await Promise.allSettled(this.inFlight);
     this.flush(true);
     while (this.inFlight.length > 0) await Promise.allSettled(this.inFlight);
+    clearTimeout(this.flushCheck);
+    this.flushCheck = undefined;
+  }
+
+  /** While rows wait for PostgreSQL's flush: check it every FLUSH_CHECK_MS; rows found lost are written again. */
+  private watchFlush(): void {
+    if (this.closed || this.flushCheck || this.unflushed.size === 0) return;
+    this.flushCheck = setTimeout(() => {
+      this.unflushed.checkFlushed(this.store).then(
+        (lost) => {
+          this.flushCheck = undefined;
+          if (lost) {
+            this.head = undefined;
+            this.repairDue = true;
+            this.flush();
+          }
+          this.watchFlush();
+        },
+        () => {
+          this.flushCheck = undefined; // unreachable: the next batch or check tries again
+          this.watchFlush();
+        },
+      );
+    }, FLUSH_CHECK_MS);
+    this.flushCheck.unref();
   }
 
   private add(record: AuditRecord, change: Change | undefined, check: CommitCheck | undefined): Promise<void> {
@@ -162,12 +201,18 @@ export class PgGroupCommit implements CommitQueue {
               failed.set(item, error);
             }
           }
-          await this.append(client, items, failed, uses, before);
+          await this.append(client, client, items, failed, uses, before);
         });
+        this.unflushed.clear(); // a synchronous commit flushed every earlier row
       } else if (this.durability === 'changes') {
-        await this.append({ query: (text, params) => this.store.queryUnflushed(text, params) }, items, failed, uses, before);
+        const written = await this.append({ query: (text, params) => this.store.queryUnflushed(text, params) }, this.store, items, failed, uses, before);
+        if (written.rows.columns.seq.length > 0) {
+          this.unflushed.add(written.base, written.rows, uses);
+          this.watchFlush();
+        }
       } else {
-        await this.append(this.store, items, failed, uses, before);
+        await this.append(this.store, this.store, items, failed, uses, before);
+        this.unflushed.clear();
       }
     } catch (error) {
       this.head = undefined; // the batch may or may not have committed: read the head again
@@ -186,29 +231,33 @@ export class PgGroupCommit implements CommitQueue {
    * Appends the items not in `failed` to this server's chain after the head
    * the batch before it leaves. On a conflict (that batch not committed yet,
    * failed, or another writer on this chain id) it waits for the batch before
-   * it, reads the head and hashes its rows again. Items whose CommitCheck
-   * fails are added to `failed` and the rest written without them.
+   * it, reads the head, writes back (on `durable`, which commits
+   * synchronously) rows this server acknowledged that the database lost, and
+   * hashes its rows again. Items whose CommitCheck fails are added to
+   * `failed` and the rest written without them. Returns what it wrote.
    */
   private async append(
     db: Queryable,
+    durable: Queryable,
     items: readonly Item[],
     failed: Map<Item, unknown>,
     uses: Map<number, KeyUse> | undefined,
     before: Promise<void> | undefined,
-  ): Promise<void> {
+  ): Promise<{ base: ChainHead; rows: ChainRows }> {
     let pending = items.filter((item) => !failed.has(item));
     let base = this.head; // the head our rows go after
     for (let conflicts = 0; ; ) {
       if (base === undefined) {
         await before?.catch(() => undefined);
         before = undefined;
-        base = await readChainHead(db, this.chain);
+        base = await this.unflushed.replay(durable, await readChainHead(db, this.chain));
       }
       const rows = hashChainRows(base, this.chain, pending.map((item) => item.record));
       this.head = rows.head; // the batch after this one starts here
+      if (pending.length === 0 && !uses) return { base, rows }; // a repair only
       try {
         await writeChainRows(db, this.chain, base, rows, uses, pending.map((item) => item.check));
-        return;
+        return { base, rows };
       } catch (error) {
         if (error instanceof ChecksFailed) {
           // Nothing written, the head is still `base`: write the others.
