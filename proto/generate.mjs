@@ -2,7 +2,10 @@
 // Generates the static protobuf code for proto/vhsm.proto.
 //
 //   node proto/generate.mjs          write proto/gen/vhsm.ts + vhsm-types.d.ts
-//   node proto/generate.mjs --check  exit 1 if the committed files are stale
+//   node proto/generate.mjs --check  exit 1 if those files are missing or stale
+//
+// proto/gen/ is build output (git ignores it): vhsm.proto stays the one
+// description of the protocol.
 //
 // Why a .ts file holding JavaScript: tsc (without allowJs) only emits .ts
 // sources, so wrapping pbjs's ES module in a `// @ts-nocheck` .ts file puts
