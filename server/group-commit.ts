@@ -24,8 +24,9 @@
  * batch with changes finishes within one macrotask; a batch without any
  * (signatures, the hot path) never leaves the synchronous path.
  */
-import { appendAuditRows, type AuditRecord } from './audit.js';
-import type { Change, CommitQueue, Durability, StorageTx } from './backend.js';
+import { appendAuditRows } from './audit.js';
+import { applyChanges, BatchingQueue, type BatchItem } from './batching-queue.js';
+import type { Durability, StorageTx } from './backend.js';
 import type { Checkpointer } from './checkpointer.js';
 import type { KeyUses } from './key-uses.js';
 import { prepared } from './sql.js';
@@ -34,60 +35,25 @@ import type { WalSync } from './wal-sync.js';
 
 export type { Durability } from './backend.js';
 
-interface Item {
-  readonly record: AuditRecord;
-  /** A state change to commit with the record; undefined for audit-only items. */
-  readonly change: Change | undefined;
-  resolve(): void;
-  reject(error: unknown): void;
-}
-
-export class GroupCommit implements CommitQueue {
-  private items: Item[] = [];
-  private scheduled = false;
+export class GroupCommit extends BatchingQueue {
   /** A batch with changes still running (its transaction is open). */
   private running: Promise<void> | undefined;
   /** Generation (WalSync.written) of the last batch that changed state. */
   private lastChange = 0;
-  private usesTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: Store,
     private readonly tx: StorageTx,
     private readonly wal: WalSync,
     private readonly checkpointer: Checkpointer,
-    private readonly uses: KeyUses,
+    uses: KeyUses,
     private readonly durability: Durability = 'changes',
-  ) {}
-
-  /** Queues an audit record; resolves once it is written (on disk too under 'all'). */
-  enqueue(record: AuditRecord): Promise<void> {
-    return this.add(record, undefined);
-  }
-
-  /**
-   * Queues `change` with its audit record. Resolves once both are on disk;
-   * rejects with the change's own error (then nothing of it was written and
-   * the record was dropped: the caller audits the failure instead).
-   */
-  commit(change: Change, record: AuditRecord): Promise<void> {
-    return this.add(record, change);
-  }
-
-  /** Counts one use of a stored key (keys.id); written with a batch once KeyUses' interval is up. */
-  noteKeyUse(keyRowId: number, nowMs: number): void {
-    this.uses.note(keyRowId, nowMs);
-    if (this.usesTimer) return;
-    // Written with the next batch when requests keep coming, by this timer when they stop.
-    this.usesTimer = setTimeout(() => {
-      this.usesTimer = undefined;
-      this.flush(true);
-    }, this.uses.intervalMs);
-    this.usesTimer.unref();
+  ) {
+    super(uses);
   }
 
   /** Writes everything queued now; `allUses` also writes use counts before their interval is up (stop). */
-  flush(allUses = false): void {
+  override flush(allUses = false): void {
     if (this.running) {
       // The previous batch's transaction is still open: this one follows it.
       void this.running.then(() => this.flush(allUses));
@@ -119,25 +85,18 @@ export class GroupCommit implements CommitQueue {
     this.running = this.writeWithChanges(items, uses).finally(() => (this.running = undefined));
   }
 
-  private async writeWithChanges(items: Item[], uses: ReturnType<KeyUses['take']>): Promise<void> {
-    const failed = new Map<Item, unknown>();
+  private async writeWithChanges(items: BatchItem[], uses: ReturnType<KeyUses['take']>): Promise<void> {
+    let failed = new Map<BatchItem, unknown>();
     const db = this.store.db;
     let error: unknown;
     try {
       db.exec('BEGIN IMMEDIATE');
       try {
-        for (const item of items) {
-          if (!item.change) continue;
-          db.exec('SAVEPOINT change');
-          try {
-            await item.change(this.tx);
-            db.exec('RELEASE change');
-          } catch (caught) {
-            db.exec('ROLLBACK TO change');
-            db.exec('RELEASE change');
-            failed.set(item, caught);
-          }
-        }
+        failed = await applyChanges(items, this.tx, {
+          begin: () => db.exec('SAVEPOINT change'),
+          release: () => db.exec('RELEASE change'),
+          rollback: () => db.exec('ROLLBACK TO change'),
+        });
         this.writeRecords(
           items.filter((item) => !failed.has(item)),
           uses,
@@ -153,7 +112,7 @@ export class GroupCommit implements CommitQueue {
     this.finish(items, failed, uses, error);
   }
 
-  private writeRecords(items: readonly Item[], uses: ReturnType<KeyUses['take']>): void {
+  private writeRecords(items: readonly BatchItem[], uses: ReturnType<KeyUses['take']>): void {
     appendAuditRows(
       this.store.db,
       items.map((item) => item.record),
@@ -165,7 +124,7 @@ export class GroupCommit implements CommitQueue {
   }
 
   /** Answers a written (or failed) batch, each reply after what it must wait for. */
-  private finish(items: Item[], failed: Map<Item, unknown>, uses: ReturnType<KeyUses['take']>, error: unknown): void {
+  private finish(items: BatchItem[], failed: Map<BatchItem, unknown>, uses: ReturnType<KeyUses['take']>, error: unknown): void {
     if (error !== undefined) {
       if (uses) this.uses.restore(uses);
       for (const item of items) item.reject(error);
@@ -179,7 +138,7 @@ export class GroupCommit implements CommitQueue {
     const generation = this.wal.written();
     this.checkpointer.committed();
     if (items.some((item) => item.change && !failed.has(item))) this.lastChange = generation;
-    const waiting: Item[] = [];
+    const waiting: BatchItem[] = [];
     for (const item of items) {
       if (failed.has(item)) item.reject(failed.get(item));
       else if (item.change || readsWait) waiting.push(item);
@@ -200,26 +159,12 @@ export class GroupCommit implements CommitQueue {
   }
 
   /** Writes what is queued, waits until it is on disk, stops the checkpointer and releases the WAL file. */
-  async close(): Promise<void> {
-    clearTimeout(this.usesTimer);
-    this.usesTimer = undefined;
+  override async close(): Promise<void> {
+    this.stopUsesTimer();
     await this.running;
     this.flush(true);
     await this.running;
     await this.wal.close();
     await this.checkpointer.close();
-  }
-
-  private add(record: AuditRecord, change: Change | undefined): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.items.push({ record, change, resolve, reject });
-      this.schedule();
-    });
-  }
-
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => this.flush());
   }
 }

@@ -33,23 +33,14 @@
  *   StorageUnavailable (UNAVAILABLE to clients), their use counts are kept
  *   for the next batch, and the next batch tries again on a fresh connection.
  */
-import type { AuditRecord } from '../audit.js';
-import type { Change, CommitCheck, CommitQueue, Durability } from '../backend.js';
+import { applyChanges, BatchingQueue, type BatchItem } from '../batching-queue.js';
+import type { Durability } from '../backend.js';
 import type { KeyUse, KeyUses } from '../key-uses.js';
 import type { Logger } from '../log.js';
 import { ChainConflict, ChecksFailed, hashChainRows, readChainHead, writeChainRows, type ChainHead, type ChainRows } from './audit.js';
 import { PgTx } from './backend.js';
 import type { PgStore, Queryable } from './store.js';
 import { FLUSH_CHECK_MS, UnflushedBatches } from './unflushed.js';
-
-interface Item {
-  readonly record: AuditRecord;
-  readonly change: Change | undefined;
-  /** Checked in the statement that writes the record (CommitCheck). */
-  readonly check: CommitCheck | undefined;
-  resolve(): void;
-  reject(error: unknown): void;
-}
 
 /** Appends retried after a ChainConflict (another writer on this chain id) before giving up. */
 const MAX_CONFLICT_RETRIES = 5;
@@ -67,16 +58,13 @@ const MAX_IN_FLIGHT = 2;
  */
 const MIN_OVERLAP_ROWS = 8;
 
-export class PgGroupCommit implements CommitQueue {
-  private items: Item[] = [];
+export class PgGroupCommit extends BatchingQueue {
   /** Batches in flight, oldest first. */
   private inFlight: Promise<void>[] = [];
   /** A batch with changes is in flight (nothing runs beside it). */
   private exclusive = false;
-  private scheduled = false;
   /** This chain's head after the last batch sent; undefined = read it again (start, or after a failure). */
   private head: ChainHead | undefined;
-  private usesTimer: NodeJS.Timeout | undefined;
   /** Acknowledged rows PostgreSQL has not flushed yet ('changes'): written again if it loses them. */
   private readonly unflushed: UnflushedBatches;
   private flushCheck: NodeJS.Timeout | undefined;
@@ -87,32 +75,15 @@ export class PgGroupCommit implements CommitQueue {
   constructor(
     private readonly store: PgStore,
     private readonly chain: string,
-    private readonly uses: KeyUses,
+    uses: KeyUses,
     private readonly logger: Logger,
     private readonly durability: Durability = 'changes',
   ) {
+    super(uses);
     this.unflushed = new UnflushedBatches(chain, logger);
   }
 
-  enqueue(record: AuditRecord, check?: CommitCheck): Promise<void> {
-    return this.add(record, undefined, check);
-  }
-
-  commit(change: Change, record: AuditRecord): Promise<void> {
-    return this.add(record, change, undefined);
-  }
-
-  noteKeyUse(keyRowId: number, nowMs: number): void {
-    this.uses.note(keyRowId, nowMs);
-    if (this.usesTimer) return;
-    this.usesTimer = setTimeout(() => {
-      this.usesTimer = undefined;
-      this.flush(true);
-    }, this.uses.intervalMs);
-    this.usesTimer.unref();
-  }
-
-  flush(allUses = false): void {
+  override flush(allUses = false): void {
     this.scheduled = false;
     const withChanges = this.items.some((item) => item.change);
     const busy = this.inFlight.length > 0;
@@ -136,10 +107,9 @@ export class PgGroupCommit implements CommitQueue {
     this.inFlight.push(batch);
   }
 
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.usesTimer);
-    this.usesTimer = undefined;
+    this.stopUsesTimer();
     clearTimeout(this.flushCheck);
     this.flushCheck = undefined;
     while (this.inFlight.length > 0) await Promise.allSettled(this.inFlight);
@@ -172,35 +142,17 @@ export class PgGroupCommit implements CommitQueue {
     this.flushCheck.unref();
   }
 
-  private add(record: AuditRecord, change: Change | undefined, check: CommitCheck | undefined): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.items.push({ record, change, check, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
-  }
-
   /** `before`: the batch in flight ahead of this one (its rows precede ours in the chain). */
-  private async run(items: Item[], uses: Map<number, KeyUse> | undefined, withChanges: boolean, before: Promise<void> | undefined): Promise<void> {
-    const failed = new Map<Item, unknown>();
+  private async run(items: BatchItem[], uses: Map<number, KeyUse> | undefined, withChanges: boolean, before: Promise<void> | undefined): Promise<void> {
+    let failed = new Map<BatchItem, unknown>();
     try {
       if (withChanges) {
         await this.store.tx(async (client) => {
-          const tx = new PgTx(client);
-          for (const item of items) {
-            if (!item.change) continue;
-            await client.query('SAVEPOINT change');
-            try {
-              await item.change(tx);
-              await client.query('RELEASE SAVEPOINT change');
-            } catch (error) {
-              await client.query('ROLLBACK TO SAVEPOINT change');
-              await client.query('RELEASE SAVEPOINT change');
-              failed.set(item, error);
-            }
-          }
+          failed = await applyChanges(items, new PgTx(client), {
+            begin: () => client.query('SAVEPOINT change'),
+            release: () => client.query('RELEASE SAVEPOINT change'),
+            rollback: () => client.query('ROLLBACK TO SAVEPOINT change'),
+          });
           await this.append(client, client, items, failed, uses, before);
         });
         this.unflushed.clear(); // a synchronous commit flushed every earlier row
@@ -239,8 +191,8 @@ export class PgGroupCommit implements CommitQueue {
   private async append(
     db: Queryable,
     durable: Queryable,
-    items: readonly Item[],
-    failed: Map<Item, unknown>,
+    items: readonly BatchItem[],
+    failed: Map<BatchItem, unknown>,
     uses: Map<number, KeyUse> | undefined,
     before: Promise<void> | undefined,
   ): Promise<{ base: ChainHead; rows: ChainRows }> {
