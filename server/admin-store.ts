@@ -38,23 +38,18 @@ export interface AdminVerifyReport {
   readonly problems: readonly (AuditProblem & { readonly chain: string })[];
 }
 
-export interface AdminAuditRow {
+/**
+ * An audit row as admins read it: the record, where it stands in which
+ * chain, and its hash; the u64 netns cookie and process start as decimal
+ * strings (beyond JSON's safe integers).
+ */
+export type AdminAuditRow = Omit<AuditRecord, 'netnsCookie' | 'procStart'> & {
   readonly chain: string;
   readonly seq: number;
-  readonly timeMs: number;
-  readonly ctid: number;
-  /** The sender's netns cookie and process start, as decimal strings (u64: beyond JSON's safe integers). */
   readonly netnsCookie: string;
-  readonly pid: number;
   readonly procStart?: string;
-  readonly uid: number;
-  readonly gid: number;
-  readonly user: string;
-  readonly op: string;
-  readonly keyId: string;
-  readonly result: string;
   readonly hash: string;
-}
+};
 
 export interface AdminAuditQuery {
   readonly afterSeq?: number;

@@ -14,30 +14,14 @@ import type { KeyUses } from './key-uses.js';
 import { unwrapKey, wrapKey } from './keywrap.js';
 import type { CachedKey, Session } from './sessions.js';
 
-export interface KeyMeta {
-  readonly rowId: number;
-  readonly keyId: string;
-  readonly keyType: number;
-  readonly label: string;
-  readonly usages: number;
-  readonly extractable: boolean;
-  readonly lengthBytes: number;
-  readonly createdMs: number;
-  readonly lastUsedMs: number;
-  readonly useCount: number;
-}
+/** A stored key's metadata with the use counts not yet written merged in; `rowId` is keys.id. */
+export type KeyMeta = Omit<KeyMetaRow, 'id'> & { readonly rowId: number };
 
-function toMeta(row: KeyMetaRow, uses: KeyUses): KeyMeta {
-  const pending = uses.pendingFor(row.id);
+function toMeta({ id, ...row }: KeyMetaRow, uses: KeyUses): KeyMeta {
+  const pending = uses.pendingFor(id);
   return {
-    rowId: row.id,
-    keyId: row.keyId,
-    keyType: row.keyType,
-    label: row.label,
-    usages: row.usages,
-    extractable: row.extractable,
-    lengthBytes: row.lengthBytes,
-    createdMs: row.createdMs,
+    ...row,
+    rowId: id,
     lastUsedMs: Math.max(row.lastUsedMs, pending?.lastUsedMs ?? 0),
     useCount: row.useCount + (pending?.count ?? 0),
   };
