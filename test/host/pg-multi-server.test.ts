@@ -12,20 +12,18 @@
  * - vhsm-admin's verify checks every chain.
  */
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { VhsmClient, VhsmError } from '../../client/index.js';
 import { openAdminStore } from '../../server/admin-store.js';
 import { VhsmServer, type VhsmServerOptions } from '../../server/server.js';
 import { MemoryTransportHub } from '../../transport/memory.js';
 import { ALICE, BOB, TEST_ITERATIONS, createDatabase, identity } from './helpers/fixture.js';
+import { runCrashChild } from './helpers/crash-run.js';
 import { expectCode } from './helpers/expect.js';
 import { freshPgDatabase, startOwnPgCluster } from './helpers/pg.js';
 import { selectAll } from './helpers/raw.js';
 
-const child = join(dirname(fileURLToPath(import.meta.url)), 'helpers', 'crash-child.js');
 const LOCKOUT = { freeAttempts: 100, backoffBaseMs: 1, backoffMaxMs: 1, lockAfter: 6 };
 
 interface Host {
@@ -174,8 +172,6 @@ t.test('kill -9 of one server process mid-load: no acknowledged key or audit row
   });
   const TOTAL = 400;
   const KILL_AFTER = 150;
-  const acknowledged: string[] = [];
-  let signed = 0;
   // Host B keeps signing with its own key meanwhile.
   const bSession = await (await survivor.client(101, 77)).login(ALICE.name, ALICE.password);
   const bKey = await bSession.generateKey({ type: 'ed25519', keyId: 'survivor-key' });
@@ -187,25 +183,8 @@ t.test('kill -9 of one server process mid-load: no acknowledged key or audit row
       bSigned += 1;
     }
   })();
-  const outcome = await new Promise<{ signal: NodeJS.Signals | null; finished: boolean }>((resolve, reject) => {
-    const proc = spawn(process.execPath, [child, db.url, String(TOTAL), 'doomed'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let buffered = '';
-    let finished = false;
-    proc.stdout.setEncoding('utf8');
-    proc.stdout.on('data', (chunk: string) => {
-      buffered += chunk;
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        if (line.startsWith('crash-')) acknowledged.push(line);
-        if (line === 'signed') signed += 1;
-        if (line === 'done') finished = true;
-      }
-      if (acknowledged.length >= KILL_AFTER && proc.exitCode === null && !proc.killed) proc.kill('SIGKILL');
-    });
-    proc.on('error', reject);
-    proc.on('close', (_code, signal) => resolve({ signal, finished }));
-  });
+  const outcome = await runCrashChild(db.url, TOTAL, KILL_AFTER, 'doomed');
+  const { acknowledged, signed } = outcome;
   loading = false;
   await bLoad;
   t.equal(outcome.signal, 'SIGKILL', 'the server process was killed');

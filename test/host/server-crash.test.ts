@@ -7,19 +7,16 @@
  * Runs on both backends (VHSM_TEST_BACKEND).
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { createPublicKey, verify } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { openAdminStore } from '../../server/admin-store.js';
 import { Store } from '../../server/storage.js';
+import { runCrashChild } from './helpers/crash-run.js';
 import { ALICE, createDatabase, freshStoreLocation, startFixture, tempDir, testBackend } from './helpers/fixture.js';
 import { selectAll } from './helpers/raw.js';
 
 const TOTAL = 1_000;
 const KILL_AFTER = 500;
-const child = join(dirname(fileURLToPath(import.meta.url)), 'helpers', 'crash-child.js');
 
 t.test(`SIGKILL during ${TOTAL} key creations loses no acknowledged key`, async (t) => {
   const { dir, cleanup } = tempDir();
@@ -28,27 +25,8 @@ t.test(`SIGKILL during ${TOTAL} key creations loses no acknowledged key`, async 
   t.teardown(drop);
   await createDatabase(dbPath, [ALICE]);
 
-  const acknowledged: string[] = [];
-  let signed = 0;
-  const outcome = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; finished: boolean }>((resolve, reject) => {
-    const proc = spawn(process.execPath, [child, dbPath, String(TOTAL)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let buffered = '';
-    let finished = false;
-    proc.stdout.setEncoding('utf8');
-    proc.stdout.on('data', (chunk: string) => {
-      buffered += chunk;
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        if (line.startsWith('crash-')) acknowledged.push(line);
-        if (line === 'signed') signed += 1;
-        if (line === 'done') finished = true;
-      }
-      if (acknowledged.length >= KILL_AFTER && proc.exitCode === null && !proc.killed) proc.kill('SIGKILL');
-    });
-    proc.on('error', reject);
-    proc.on('close', (code, signal) => resolve({ code, signal, finished }));
-  });
+  const outcome = await runCrashChild(dbPath, TOTAL, KILL_AFTER);
+  const { acknowledged, signed } = outcome;
   t.equal(outcome.signal, 'SIGKILL', 'the server was killed');
   t.notOk(outcome.finished, `killed mid-way (after ${acknowledged.length} of ${TOTAL} acknowledged)`);
   t.ok(acknowledged.length >= KILL_AFTER, `${acknowledged.length} creations were acknowledged`);
