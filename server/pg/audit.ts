@@ -149,6 +149,8 @@ export async function writeChainRows(
   checks: readonly (CommitCheck | undefined)[] = [],
 ): Promise<void> {
   const { columns } = rows;
+  // Rows hashed onto another head would break the chain where the CAS cannot see it.
+  if (columns.seq.length > 0 && columns.seq[0] !== head.seq + 1) throw new Error(`audit rows from seq ${columns.seq[0]} do not follow the head at ${head.seq}`);
   const useIds = [...(uses?.keys() ?? [])];
   const useCounts = useIds.map((id) => uses!.get(id)!.count);
   const useTimes = useIds.map((id) => uses!.get(id)!.lastUsedMs);

@@ -68,6 +68,10 @@ export class PgGroupCommit extends BatchingQueue {
   /** Acknowledged rows PostgreSQL has not flushed yet ('changes'): written again if it loses them. */
   private readonly unflushed: UnflushedBatches;
   private flushCheck: NodeJS.Timeout | undefined;
+  /** The flush check under way, if any (close waits for it). */
+  private checking: Promise<void> | undefined;
+  /** The last flush check failed: logged once until one succeeds. */
+  private checkFailing = false;
   /** The head must be read again and lost rows written back even without new rows. */
   private repairDue = false;
   private closed = false;
@@ -112,30 +116,50 @@ export class PgGroupCommit extends BatchingQueue {
     this.stopUsesTimer();
     clearTimeout(this.flushCheck);
     this.flushCheck = undefined;
+    await this.checking; // a check that found rows lost leaves the repair to the flush below
     while (this.inFlight.length > 0) await Promise.allSettled(this.inFlight);
     this.flush(true);
     while (this.inFlight.length > 0) await Promise.allSettled(this.inFlight);
-    clearTimeout(this.flushCheck);
-    this.flushCheck = undefined;
+    if (this.unflushed.size > 0) await this.flushHeld();
+  }
+
+  /**
+   * At close: one synchronous commit with a transaction id flushes the WAL up
+   * to its commit record, so every row held before it, and nothing is left
+   * that a PostgreSQL crash after this server stopped could lose.
+   */
+  private async flushHeld(): Promise<void> {
+    try {
+      await this.store.query('SELECT pg_current_xact_id()');
+      this.unflushed.clear();
+    } catch (error) {
+      this.logger.log('warn', 'audit rows committed but not yet flushed by PostgreSQL at shutdown', { rows: this.unflushed.size, error: (error as Error).message });
+    }
   }
 
   /** While rows wait for PostgreSQL's flush: check it every FLUSH_CHECK_MS; rows found lost are written again. */
   private watchFlush(): void {
     if (this.closed || this.flushCheck || this.unflushed.size === 0) return;
     this.flushCheck = setTimeout(() => {
-      this.unflushed.checkFlushed(this.store).then(
+      this.checking = this.unflushed.checkFlushed(this.store).then(
         (lost) => {
           this.flushCheck = undefined;
+          this.checking = undefined;
+          this.checkFailing = false;
           if (lost) {
             this.head = undefined;
             this.repairDue = true;
+            if (this.closed) return; // close() flushes, the repair with it
             this.flush();
           }
           this.watchFlush();
         },
-        () => {
-          this.flushCheck = undefined; // unreachable: the next batch or check tries again
-          this.watchFlush();
+        (error: unknown) => {
+          this.flushCheck = undefined;
+          this.checking = undefined;
+          if (!this.checkFailing) this.logger.log('warn', 'cannot read PostgreSQL\'s WAL flush position; retrying', { error: (error as Error).message });
+          this.checkFailing = true;
+          this.watchFlush(); // the next batch or check tries again
         },
       );
     }, FLUSH_CHECK_MS);

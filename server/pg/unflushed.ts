@@ -43,10 +43,13 @@ const FLUSH_POSITION = {
 };
 
 export class UnflushedBatches {
+  /** In chain order (by base seq): two batches' replies may arrive in either order. */
   private batches: Batch[] = [];
   private rows = 0;
   /** The insert position the marked batches wait for. */
   private waitLsn = '0/0';
+  /** Rows are being dropped for MAX_ROWS: warned once until a check succeeds. */
+  private overflowing = false;
 
   constructor(
     private readonly chain: string,
@@ -63,12 +66,19 @@ export class UnflushedBatches {
    * flushed, onto `base` and acknowledged.
    */
   add(base: ChainHead, rows: ChainRows, uses: Map<number, KeyUse> | undefined): void {
-    this.batches.push({ base, rows, uses, marked: false });
+    let at = this.batches.length;
+    while (at > 0 && this.batches[at - 1]!.base.seq > base.seq) at -= 1;
+    this.batches.splice(at, 0, { base, rows, uses, marked: false });
     this.rows += rows.columns.seq.length;
+    let dropped = 0;
     while (this.rows > MAX_ROWS && this.batches.length > 1) {
-      const dropped = this.batches.shift()!;
-      this.rows -= dropped.rows.columns.seq.length;
-      this.logger.log('warn', 'audit rows not flushed by PostgreSQL for too long: no longer held for replay', { rows: dropped.rows.columns.seq.length });
+      const oldest = this.batches.shift()!;
+      this.rows -= oldest.rows.columns.seq.length;
+      dropped += oldest.rows.columns.seq.length;
+    }
+    if (dropped > 0 && !this.overflowing) {
+      this.overflowing = true;
+      this.logger.log('warn', 'audit rows not confirmed flushed by PostgreSQL for too long: the oldest are no longer held for replay', { chain: this.chain, rows: dropped });
     }
   }
 
@@ -99,6 +109,7 @@ export class UnflushedBatches {
     }
     // Every marked batch was acknowledged before the position in this.waitLsn.
     if (row.flushed) this.dropMarked();
+    this.overflowing = false;
     for (const batch of present) batch.marked = true;
     this.waitLsn = row.now;
     return false;
@@ -139,10 +150,36 @@ export class UnflushedBatches {
     const last = this.batches[this.batches.length - 1];
     if (!last || head.seq > last.rows.head.seq) return [];
     for (const [index, batch] of this.batches.entries()) {
-      if (head.seq === batch.base.seq) return batch.base.hash.equals(head.hash) ? this.batches.slice(index) : undefined;
-      if (head.seq === batch.rows.head.seq) return batch.rows.head.hash.equals(head.hash) ? this.batches.slice(index + 1) : undefined;
+      if (head.seq === batch.base.seq) return batch.base.hash.equals(head.hash) ? this.contiguous(head, this.batches.slice(index)) : undefined;
+      if (head.seq === batch.rows.head.seq) return batch.rows.head.hash.equals(head.hash) ? this.contiguous(head, this.batches.slice(index + 1)) : undefined;
     }
     return undefined; // before the first held row, or inside a batch (batches commit whole)
+  }
+
+  /**
+   * The leading run of `batches` that chains on from `from`, each batch
+   * starting where the one before ended. A gap means rows this server
+   * committed but never acknowledged (a batch whose reply was lost) are gone
+   * too: it cannot write them, so the batches after the gap cannot be chained
+   * onto the database; they are reported and no longer held.
+   */
+  private contiguous(from: ChainHead, batches: Batch[]): Batch[] {
+    let end = from;
+    for (const [i, batch] of batches.entries()) {
+      if (batch.base.seq !== end.seq || !batch.base.hash.equals(end.hash)) {
+        this.logger.log('error', 'acknowledged audit rows are missing from the database and cannot be written again', {
+          chain: this.chain,
+          held: `${batch.base.seq + 1}..${batches[batches.length - 1]!.rows.head.seq}`,
+          gap: `${end.seq + 1}..${batch.base.seq}`,
+        });
+        const unwritable = new Set(batches.slice(i));
+        this.batches = this.batches.filter((held) => !unwritable.has(held));
+        this.rows = this.batches.reduce((sum, held) => sum + held.rows.columns.seq.length, 0);
+        return batches.slice(0, i);
+      }
+      end = batch.rows.head;
+    }
+    return batches;
   }
 
   private dropMarked(): void {

@@ -99,3 +99,47 @@ t.test('a head that is not one this server left is reported, never written over'
   t.equal(held.size, 0, 'and nothing held any more');
   t.match(logger.messages, [/error: acknowledged audit rows are missing from the database and cannot be written again/]);
 });
+
+t.test('batches held out of order (replies of two batches in flight) are written back in chain order', async (t) => {
+  const { store } = await openStore(t);
+  const held = new UnflushedBatches('c', recordingLogger());
+  const first = await batch(store, await readChainHead(store, 'c'), 1, 2, false);
+  const second = await batch(store, first.rows.head, 3, 2, false);
+  held.add(second.base, second.rows, undefined); // the second batch's reply was handled first
+  held.add(first.base, first.rows, undefined);
+  const head = await held.replay(store, await readChainHead(store, 'c'));
+  t.same(head, second.rows.head, 'both batches written');
+  const report = await verifyChains(store);
+  t.ok(report.ok, 'the chain verifies');
+  t.equal(report.rows, 4, 'with all four rows');
+});
+
+t.test('rows after a gap this server cannot fill are reported, not written across it', async (t) => {
+  const { store } = await openStore(t);
+  const logger = recordingLogger();
+  const held = new UnflushedBatches('c', logger);
+  const first = await batch(store, await readChainHead(store, 'c'), 1, 2, false);
+  // Committed but never acknowledged (its reply was lost), so not held; lost too.
+  const unacknowledged = await batch(store, first.rows.head, 3, 1, false);
+  const third = await batch(store, unacknowledged.rows.head, 4, 2, false);
+  held.add(first.base, first.rows, undefined);
+  held.add(third.base, third.rows, undefined);
+  const head = await held.replay(store, await readChainHead(store, 'c'));
+  t.same(head, first.rows.head, 'the batch before the gap is written back');
+  const report = await verifyChains(store);
+  t.ok(report.ok, 'the chain verifies: nothing written across the gap');
+  t.equal(report.rows, 2);
+  t.match(logger.messages, [/error: acknowledged audit rows are missing from the database and cannot be written again/, /warn: audit rows lost by PostgreSQL written again/]);
+  t.equal(held.size, 2, 'the rows after the gap are no longer held (they can never be chained on)');
+  t.same(await held.replay(store, await readChainHead(store, 'c')), first.rows.head, 'a second replay writes nothing');
+  t.equal((await verifyChains(store)).rows, 2);
+});
+
+t.test('rows hashed onto another head are refused before they reach the database', async (t) => {
+  const { store } = await openStore(t);
+  const start = await readChainHead(store, 'c');
+  const first = await batch(store, start, 1, 2, true);
+  const stray = hashChainRows({ seq: first.rows.head.seq + 1, hash: first.rows.head.hash }, 'c', [record(9)]);
+  await t.rejects(writeChainRows(store, 'c', first.rows.head, stray), /do not follow the head/);
+  t.equal((await verifyChains(store)).rows, 2, 'nothing written');
+});
