@@ -10,6 +10,7 @@ import t from 'tap';
 import { createPublicKey, verify } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { openAdminStore } from '../../server/admin-store.js';
+import type { Logger } from '../../server/log.js';
 import { Store } from '../../server/storage.js';
 import { runCrashChild } from './helpers/crash-run.js';
 import { ALICE, createDatabase, freshStoreLocation, startFixture, tempDir, testBackend } from './helpers/fixture.js';
@@ -53,18 +54,31 @@ t.test(`SIGKILL during ${TOTAL} key creations loses no acknowledged key`, async 
   t.teardown(() => fixture.close());
   await fixture.server.stop();
   const { VhsmServer } = await import('../../server/server.js');
-  fixture.server = await VhsmServer.open({ storagePath: dbPath, pbkdf2Iterations: 1_000 });
+  // The restarted server's warnings and errors, to say why if a request fails.
+  const serverLog: string[] = [];
+  const logger: Logger = {
+    log: (level, text, fields) => {
+      if (level === 'warn' || level === 'error') serverLog.push(`${level}: ${text} ${JSON.stringify(fields ?? {})}`);
+    },
+  };
+  fixture.server = await VhsmServer.open({ storagePath: dbPath, pbkdf2Iterations: 1_000, logger });
   fixture.server.serve(fixture.hub.createServerTransport());
   const session = await (await fixture.client()).login(ALICE.name, ALICE.password);
   const message = new Uint8Array([4, 2]);
   let usable = 0;
+  const failures: string[] = [];
   await Promise.all(
     acknowledged.map(async (keyId) => {
-      const signature = await session.sign(keyId, message);
-      const publicKey = createPublicKey({ key: Buffer.from(await session.publicKey(keyId)), format: 'der', type: 'spki' });
-      const algorithm = publicKey.asymmetricKeyType === 'ed25519' ? null : 'sha256';
-      if (verify(algorithm, message, publicKey, signature)) usable += 1;
+      try {
+        const signature = await session.sign(keyId, message);
+        const publicKey = createPublicKey({ key: Buffer.from(await session.publicKey(keyId)), format: 'der', type: 'spki' });
+        const algorithm = publicKey.asymmetricKeyType === 'ed25519' ? null : 'sha256';
+        if (verify(algorithm, message, publicKey, signature)) usable += 1;
+      } catch (error) {
+        failures.push(`${keyId}: ${(error as Error).message}`);
+      }
     }),
   );
+  t.same(failures.slice(0, 5), [], `no request failed after the restart (${failures.length} did; server log: ${serverLog.slice(0, 5).join(' | ') || 'empty'})`);
   t.equal(usable, acknowledged.length, 'every acknowledged key signs, and the signature verifies with its exported public key');
 });
