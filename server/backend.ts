@@ -162,8 +162,9 @@ export interface StorageBackend {
   readonly kind: 'sqlite' | 'postgres';
   /**
    * True: a request using a key its session holds may skip the up-front
-   * session check and pass it to `enqueue` (CommitCheck). SQLite: false (its
-   * check costs microseconds, not a round trip).
+   * session check and pass it to `enqueue` (CommitCheck). Both backends:
+   * PostgreSQL saves a round trip, SQLite two read transactions (each one
+   * takes and drops the WAL's shared-memory lock).
    */
   readonly checksAtCommit: boolean;
   /** For logs: no credentials. */

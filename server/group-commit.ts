@@ -26,7 +26,7 @@
  */
 import { appendAuditRows } from './audit.js';
 import { applyChanges, BatchingQueue, type BatchItem } from './batching-queue.js';
-import type { Durability, StorageTx } from './backend.js';
+import { CommitCheckFailed, type CommitCheck, type Durability, type StorageTx } from './backend.js';
 import type { Checkpointer } from './checkpointer.js';
 import type { KeyUses } from './key-uses.js';
 import { prepared } from './sql.js';
@@ -34,6 +34,20 @@ import type { Store } from './storage.js';
 import type { WalSync } from './wal-sync.js';
 
 export type { Durability } from './backend.js';
+
+/**
+ * A CommitCheck made inside the batch's transaction: why it fails, or
+ * undefined when the container is still the user's and the key row the
+ * session holds is still the one named keyId.
+ */
+function failedCheck(db: Store['db'], check: CommitCheck): CommitCheckFailed['reason'] | undefined {
+  const row = prepared(
+    db,
+    `SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM user_containers WHERE user_id = ? AND ctid = ?) THEN 'container'
+                 WHEN NOT EXISTS (SELECT 1 FROM keys WHERE id = ? AND user_id = ? AND key_id = ?) THEN 'key' END AS reason`,
+  ).get(check.userId, check.ctid, check.keyRowId, check.userId, check.keyId) as { reason: CommitCheckFailed['reason'] | null };
+  return row.reason ?? undefined;
+}
 
 export class GroupCommit extends BatchingQueue {
   /** A batch with changes still running (its transaction is open). */
@@ -73,13 +87,14 @@ export class GroupCommit extends BatchingQueue {
     if (items.length === 0 && uses === undefined) return;
 
     if (!items.some((item) => item.change)) {
+      let refused = new Map<BatchItem, unknown>();
       let error: unknown;
       try {
-        this.store.write(() => this.writeRecords(items, uses));
+        refused = this.store.write(() => this.writeRecords(items, uses));
       } catch (caught) {
         error = caught ?? new Error('commit failed');
       }
-      this.finish(items, new Map(), uses, error);
+      this.finish(items, refused, uses, error);
       return;
     }
     this.running = this.writeWithChanges(items, uses).finally(() => (this.running = undefined));
@@ -97,10 +112,11 @@ export class GroupCommit extends BatchingQueue {
           release: () => db.exec('RELEASE change'),
           rollback: () => db.exec('ROLLBACK TO change'),
         });
-        this.writeRecords(
+        const refused = this.writeRecords(
           items.filter((item) => !failed.has(item)),
           uses,
         );
+        for (const [item, reason] of refused) failed.set(item, reason);
         db.exec('COMMIT');
       } catch (caught) {
         if (db.inTransaction) db.exec('ROLLBACK');
@@ -112,15 +128,26 @@ export class GroupCommit extends BatchingQueue {
     this.finish(items, failed, uses, error);
   }
 
-  private writeRecords(items: readonly BatchItem[], uses: ReturnType<KeyUses['take']>): void {
+  /**
+   * Appends the items' audit rows and the use counts, inside the batch's
+   * transaction. An item whose CommitCheck fails gets no row: it is returned
+   * with its reason, and the request is answered with that error instead.
+   */
+  private writeRecords(items: readonly BatchItem[], uses: ReturnType<KeyUses['take']>): Map<BatchItem, unknown> {
+    const refused = new Map<BatchItem, unknown>();
+    for (const item of items) {
+      const reason = item.check && failedCheck(this.store.db, item.check);
+      if (reason) refused.set(item, new CommitCheckFailed(reason));
+    }
     appendAuditRows(
       this.store.db,
-      items.map((item) => item.record),
+      (refused.size === 0 ? items : items.filter((item) => !refused.has(item))).map((item) => item.record),
     );
     if (uses) {
       const bump = prepared(this.store.db, 'UPDATE keys SET use_count = use_count + ?, last_used_ms = max(last_used_ms, ?) WHERE id = ?');
       for (const [id, use] of uses) bump.run(use.count, use.lastUsedMs, id);
     }
+    return refused;
   }
 
   /** Answers a written (or failed) batch, each reply after what it must wait for. */

@@ -161,7 +161,7 @@ export class SqliteTx implements StorageTx {
 /** A SQLite file opened for the server (vhsm-admin uses Store directly). */
 export class SqliteBackend implements StorageBackend {
   readonly kind = 'sqlite';
-  readonly checksAtCommit = false;
+  readonly checksAtCommit = true;
   readonly reads: SqliteReads;
 
   private constructor(readonly store: Store) {

@@ -1,8 +1,8 @@
 /**
  * A session holding a key while the admin or another session takes access
- * away. On SQLite the server checks before the work; on PostgreSQL a
- * request whose key is in the session is checked in the statement that
- * writes its audit row (backend.ts CommitCheck). Either way:
+ * away. A request whose key is in the session is checked when its audit row
+ * is written (backend.ts CommitCheck: in SQLite's batch transaction, in
+ * PostgreSQL's audit statement); any other request before the work. Either way:
  *
  * - a deleted key is not used again; a replaced one (same id, new material)
  *   never signs with the old material once the new one is stored;
@@ -50,7 +50,7 @@ t.test('a key deleted or replaced by another session', async (t) => {
   await other.deleteKey('swapped');
   await other.importKey({ type: 'ec-p256', format: 'pkcs8-der', keyData: second.pkcs8, keyId: 'swapped' });
 
-  // SQLite sees the new row before signing; PostgreSQL refuses at commit once, then loads the new key.
+  // The held row is gone: refused at commit once, then the retry loads the new key.
   let signature: Uint8Array | undefined;
   for (let attempt = 0; attempt < 2 && !signature; attempt++) {
     try {
