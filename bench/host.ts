@@ -10,14 +10,24 @@
  *       crypto, audit group commit) → back, DB on disk; the same with the DB
  *       on tmpfs (fsync costs nothing there) to separate the disk from CPU;
  *       and on disk with durability 'all' (every reply waits for an fsync);
- *   (c) SoftHSM2 through PKCS#11 from a C driver (threads; processes for login).
+ *   (bx) the (b) server with its clients in another process
+ *       (bench/remote-clients.ts over bench/lib/socket-transport.ts): every
+ *       request crosses processes, as through the kernel module;
+ *   (c) SoftHSM2 through PKCS#11 from a C driver (threads; processes for login);
+ *   (d) the same SoftHSM2 token served by `p11-kit server` to the same driver
+ *       through p11-kit-client.so: keys in another process, as in the VM's
+ *       PKCS#11 comparison (issue 11), here natively; (bx)/(d) is that
+ *       comparison without TCG (RSA on (d) is PKCS#1 v1.5: p11-kit 0.24's RPC
+ *       does not carry PSS parameters).
  * Each (op, clients) cell runs its modes back to back, twice, interleaved
- * (a b b' b'' c a b b' b'' c), and keeps each mode's better sample: the machine is
+ * (a b b' b'' bx c d a b …), and keeps each mode's better sample: the machine is
  * shared, and noise only ever lowers a throughput.
  *
  *   node dist/bench/host.js '{"softhsm": {...}, "quick": false}'
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { createInterface } from 'node:readline';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -46,6 +56,10 @@ export type HostOp = (typeof HOST_OPS)[number];
 
 const opts = options({
   softhsm: null as SoftHsmSetup | null,
+  /** The SoftHSM2 token behind `p11-kit server`, driven through p11-kit-client.so: the (d) column. */
+  p11kit: null as SoftHsmSetup | null,
+  /** The (bx) column: clients in another process. */
+  remote: true,
   clients: [1, 2, 16],
   ops: [...HOST_OPS] as HostOp[],
   configs: ['disk', 'tmpfs', 'strict', 'pg', 'pgStrict'] as VhsmConfigName[],
@@ -206,7 +220,8 @@ const KEY_TYPE_OF: Record<Exclude<HostOp, 'login'>, string> = {
 
 async function startVhsm(config: VhsmConfigName): Promise<Vhsm> {
   const { medium, durability } = VHSM_CONFIGS[config];
-  const server = await startBenchServer(medium === 'postgres' ? benchDatabase() : medium, [BENCH_USER, LOGIN_USER], { durability });
+  const withSocket = config === 'disk' && opts.remote;
+  const server = await startBenchServer(medium === 'postgres' ? benchDatabase() : medium, [BENCH_USER, LOGIN_USER], { durability }, withSocket);
   const sessions: VhsmSession[] = [];
   for (let i = 0; i < MAX_CLIENTS; i++) {
     const client = await server.client(1000 + i, 5000 + i);
@@ -248,6 +263,59 @@ function vhsmOp(vhsm: Vhsm, op: HostOp, client: number): Promise<unknown> {
   }
 }
 
+// ---- (bx) VHSM clients in another process ----
+
+/** bench/remote-clients.ts: one JSON line per command. */
+class RemoteClients {
+  private readonly lines: string[] = [];
+  private readonly waiters: ((line: string) => void)[] = [];
+
+  private constructor(readonly child: ChildProcessByStdio<Writable, Readable, null>) {
+    createInterface({ input: child.stdout }).on('line', (text) => {
+      const waiter = this.waiters.shift();
+      if (waiter) waiter(text);
+      else this.lines.push(text);
+    });
+    child.on('exit', () => {
+      for (const waiter of this.waiters.splice(0)) waiter(JSON.stringify({ error: 'remote clients exited' }));
+    });
+  }
+
+  static async start(socket: string, clients: number): Promise<RemoteClients> {
+    const script = join(dirname(fileURLToPath(import.meta.url)), 'remote-clients.js');
+    const config = { socket, user: BENCH_USER.name, password: BENCH_USER.password, ctidBase: BENCH_USER.ctids[0], clients };
+    const remote = new RemoteClients(spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'inherit'] }));
+    remote.child.stdin.write(`${JSON.stringify(config)}\n`); // the password stays out of argv
+    const ready = await remote.next();
+    if (!ready.ready) throw new Error(`remote clients: ${String(ready.error)}`);
+    return remote;
+  }
+
+  async run(op: 'sign' | 'mac', keyId: string, clients: number, window: Window): Promise<Throughput> {
+    this.child.stdin.write(`run ${op} ${keyId} ${clients} ${window.warmMs} ${window.ms}\n`);
+    const answer = await this.next();
+    if (answer.error !== undefined) throw new Error(`remote clients: ${String(answer.error)}`);
+    return { ops: Number(answer.ops), seconds: Number(answer.seconds), perSecond: Number(answer.perSecond) };
+  }
+
+  close(): Promise<void> {
+    if (this.child.exitCode !== null) return Promise.resolve();
+    this.child.stdin.end('quit\n');
+    return new Promise((resolve) => this.child.once('exit', () => resolve()));
+  }
+
+  private next(): Promise<Record<string, unknown>> {
+    const queued = this.lines.shift();
+    const text = queued !== undefined ? Promise.resolve(queued) : new Promise<string>((resolve) => this.waiters.push(resolve));
+    return text.then((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+}
+
+/** What (bx) runs for an op; undefined: not measured there. */
+const REMOTE_OP: Partial<Record<HostOp, 'sign' | 'mac'>> = { p256: 'sign', ed25519: 'sign', rsa2048: 'sign', hmac1k: 'mac' };
+/** What (d) runs for an op: p11-kit's RPC cannot carry the PSS parameters. */
+const P11KIT_OP: Partial<Record<HostOp, SoftHsmOp>> = { p256: 'p256', ed25519: 'ed25519', rsa2048: 'rsa2048v15', hmac1k: 'hmac1k' };
+
 // ---- the run ----
 
 interface Sample {
@@ -269,6 +337,11 @@ async function main(): Promise<void> {
   let softhsm: SoftHsm | undefined;
   let softKeys: Record<string, boolean> = {};
   if (opts.softhsm) ({ softhsm, keys: softKeys } = await SoftHsm.start(opts.softhsm));
+  // After (c): the in-process driver made the token's keys.
+  let p11kit: SoftHsm | undefined;
+  if (opts.p11kit) ({ softhsm: p11kit } = await SoftHsm.start(opts.p11kit));
+  const disk = vhsms.find((v) => v.config === 'disk');
+  const remote = disk?.server.socketPath ? await RemoteClients.start(disk.server.socketPath, MAX_CLIENTS) : undefined;
 
   result('host-setup', {
     vhsmUnsupported: vhsms[0]?.unsupported ?? {},
@@ -287,6 +360,7 @@ async function main(): Promise<void> {
       const rounds = isLogin ? LOGIN_ROUNDS : ROUNDS;
       const samples: Record<string, Sample[]> = { a: [] };
       const cErrors: string[] = [];
+      const dErrors: string[] = [];
       for (let round = 0; round < rounds; round++) {
         progress(`host ${done}/${cells}: ${op} × ${clients} client(s), round ${round + 1}/${rounds}`);
         samples.a!.push(await measureRaw(raw[op], clients, window, isLogin));
@@ -298,6 +372,9 @@ async function main(): Promise<void> {
           const run = (client: number): Promise<unknown> => vhsmOp(vhsm, op, client);
           (samples[name] ??= []).push(await (isLogin ? fixedCount(clients, loginsPerClient(clients), run) : closedLoop(clients, window, run)));
         }
+        const remoteOp = REMOTE_OP[op];
+        const remoteKey = disk?.keys[op];
+        if (remote && remoteOp && remoteKey) (samples.bx ??= []).push(await remote.run(remoteOp, remoteKey, clients, window));
         if (softhsm && (isLogin || softKeys[op])) {
           try {
             const measured = await softhsm.run(op as SoftHsmOp, clients, window);
@@ -305,6 +382,16 @@ async function main(): Promise<void> {
           } catch (error) {
             // SoftHSM's file store sometimes fails concurrent logins outright: that cell is n/a, the rest stands.
             cErrors.push((error as Error).message);
+          }
+        }
+        const p11kitOp = P11KIT_OP[op];
+        if (p11kit && p11kitOp && dErrors.length === 0) {
+          try {
+            const measured = await p11kit.run(p11kitOp, clients, window);
+            if (measured) (samples.d ??= []).push(measured);
+          } catch (error) {
+            // e.g. CKR_MECHANISM_INVALID: p11-kit 0.24's RPC does not carry CKM_EDDSA.
+            dErrors.push((error as Error).message.split('\n')[0]!);
           }
         }
       }
@@ -315,6 +402,8 @@ async function main(): Promise<void> {
       const bPg = best(samples.bPg ?? []);
       const bPgStrict = best(samples.bPgStrict ?? []);
       const c = best(samples.c ?? []);
+      const bx = best(samples.bx ?? []);
+      const d = best(samples.d ?? []);
       result('host', {
         op,
         clients,
@@ -326,7 +415,12 @@ async function main(): Promise<void> {
         bPgStrict: bPgStrict?.perSecond,
         bP99: b?.p99,
         bPgP99: bPg?.p99,
+        bx: bx?.perSecond,
         c: c?.perSecond,
+        d: d?.perSecond,
+        ...(dErrors.length > 0 ? { dErrors } : {}),
+        ratioBxD: bx && d ? bx.perSecond / d.perSecond : undefined,
+        ratioBxB: bx && b ? bx.perSecond / b.perSecond : undefined,
         ...(c?.failedLogins !== undefined ? { cFailedLogins: c.failedLogins } : {}),
         ...(cErrors.length > 0 ? { cErrors } : {}),
         ratioBA: a && b ? b.perSecond / a.perSecond : undefined,
@@ -342,6 +436,8 @@ async function main(): Promise<void> {
     }
   }
 
+  await remote?.close();
+  await p11kit?.close();
   await softhsm?.close();
   for (const vhsm of vhsms) await vhsm.server.close();
 }

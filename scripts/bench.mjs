@@ -80,7 +80,9 @@ if (!existsSync(join(repoRoot, 'dist/bench/host.js'))) fail('dist/bench is missi
 const SOFTHSM_LIBS = ['/usr/lib/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so'];
 const PKCS11_INCLUDE = '/usr/include/p11-kit-1';
 const softhsmLib = () => SOFTHSM_LIBS.find((p) => existsSync(p));
-const haveTools = () => softhsmLib() && existsSync('/usr/bin/softhsm2-util') && existsSync(join(PKCS11_INCLUDE, 'p11-kit/pkcs11.h'));
+const P11KIT_CLIENT = '/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so';
+const haveTools = () =>
+  softhsmLib() && existsSync('/usr/bin/softhsm2-util') && existsSync(join(PKCS11_INCLUDE, 'p11-kit/pkcs11.h')) && existsSync('/usr/bin/p11-kit') && existsSync(P11KIT_CLIENT);
 
 function prepareSoftHsm() {
   if (!haveTools()) {
@@ -90,7 +92,7 @@ function prepareSoftHsm() {
     }
     status('installing softhsm2 and libp11-kit-dev (apt-get)');
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const install = () => sh('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'softhsm2', 'libp11-kit-dev'], { env });
+    const install = () => sh('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'softhsm2', 'libp11-kit-dev', 'p11-kit', 'p11-kit-modules'], { env });
     try {
       install();
     } catch {
@@ -128,6 +130,29 @@ function prepareSoftHsm() {
     }
   })();
   return { setup: { binary, library: softhsmLib(), conf, tokenLabel: 'vhsm-bench', pin }, dir, version };
+}
+
+/**
+ * The same token served from another process by `p11-kit server`, for the
+ * host section's (d) column: the driver loads p11-kit-client.so. Returns the
+ * driver setup and the server process, or null (the column is then n/a).
+ */
+async function startP11KitServer(softhsmSetup, dir) {
+  const server = spawn('p11-kit', ['server', '-f', '--provider', softhsmSetup.library, '-n', join(dir, 'p11-kit.sock'), 'pkcs11:token=vhsm-bench'], {
+    env: { ...process.env, SOFTHSM2_CONF: softhsmSetup.conf, XDG_RUNTIME_DIR: dir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  server.stdout.on('data', (d) => (out += d));
+  server.stderr.on('data', (d) => (out += d));
+  for (let i = 0; i < 100 && !out.includes('P11_KIT_SERVER_ADDRESS=') && server.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+  const address = /P11_KIT_SERVER_ADDRESS=([^;\s]+)/.exec(out)?.[1];
+  if (!address) {
+    server.kill('SIGTERM');
+    say(`!! p11-kit server did not start (${out.trim().split('\n').pop() ?? 'no output'}); the (d) column will be n/a`);
+    return null;
+  }
+  return { setup: { binary: softhsmSetup.binary, library: P11KIT_CLIENT, tokenLabel: softhsmSetup.tokenLabel, pin: softhsmSetup.pin, env: { P11_KIT_SERVER_ADDRESS: address } }, server };
 }
 
 // ---- running a section ----
@@ -284,6 +309,14 @@ function hostTable() {
   return table(['operation', 'clients', '(a) node:crypto/s', '(b) VHSM/s', "(b') tmpfs/s", "(b'') fsync each/s", '(c) SoftHSM2/s', 'b/a', 'b/c', "b'/a", "b'/c", "b''/a"], rows);
 }
 
+/** Both sides in separate processes: VHSM's clients (bx) against SoftHSM2 behind p11-kit server (d). */
+function crossProcessTable() {
+  const rows = results.host
+    .filter((r) => r.bx !== undefined || r.d !== undefined)
+    .map((r) => [OP_NAMES[r.op] ?? r.op, r.clients, fmtRate(r.b), fmtRate(r.bx), fmtRatio(r.ratioBxB), fmtRate(r.d), fmtRatio(r.ratioBxD)]);
+  return table(['operation', 'clients', '(b) VHSM in-process/s', '(bx) VHSM, clients in another process/s', 'bx/b', '(d) SoftHSM2 via p11-kit server/s', 'bx/d'], rows);
+}
+
 /** One server process and two on one PostgreSQL database, 16 clients in all, one shared key: throughput and lock waits. */
 function pgLocksTable() {
   const rows = results.pgLocks.map((r) => [
@@ -385,6 +418,14 @@ function targets() {
     const ba = results.host.filter((r) => ['p256', 'ed25519', 'rsa2048'].includes(r.op) && r.ratioBA !== undefined);
     const okBa = ba.length > 0 && ba.every((r) => r.ratioBA >= 0.7);
     out.push({ target: '(b)/(a) >= 0.7 for signatures', met: okBa, values: ba.map((r) => `${r.op}×${r.clients}: ${fmtRatio(r.ratioBA)}`).join(', ') });
+    const bxd = results.host.filter((r) => ['p256', 'rsa2048', 'hmac1k'].includes(r.op) && r.ratioBxD !== undefined);
+    if (bxd.length > 0) {
+      out.push({
+        target: "VHSM >= 1.5x SoftHSM2 behind p11-kit server, natively ((bx)/(d), issue 11's comparison without TCG)",
+        met: bxd.every((r) => r.ratioBxD >= 1.5),
+        values: bxd.map((r) => `${r.op}×${r.clients}: ${fmtRatio(r.ratioBxD)}`).join(', '),
+      });
+    }
     const pg = results.host.filter((r) => ['p256', 'ed25519', 'rsa2048'].includes(r.op) && r.clients === 16 && r.ratioPgB !== undefined);
     if (pg.length > 0) {
       out.push({ target: '(b_pg)/(b) >= 0.8 for signatures at 16 clients (PostgreSQL vs SQLite)', met: pg.every((r) => r.ratioPgB >= 0.8), values: pg.map((r) => `${r.op}: ${fmtRatio(r.ratioPgB)}`).join(', ') });
@@ -404,7 +445,12 @@ let softhsm = { setup: null, reason: 'host section not run' };
 try {
   if (sections.includes('host')) {
     softhsm = prepareSoftHsm();
-    await runSection('host', 'host.js', { softhsm: softhsm.setup, quick });
+    const p11kit = softhsm.setup ? await startP11KitServer(softhsm.setup, softhsm.dir) : null;
+    try {
+      await runSection('host', 'host.js', { softhsm: softhsm.setup, p11kit: p11kit?.setup ?? null, quick });
+    } finally {
+      p11kit?.server.kill('SIGTERM');
+    }
   }
   if (sections.includes('fairness')) {
     await runSection('fairness', 'fairness.js', { quick, medium: 'disk', label: 'default' });
@@ -457,6 +503,12 @@ if (results.host.length) {
   const unsupported = results.hostSetup?.vhsmUnsupported ?? {};
   for (const [op, why] of Object.entries(unsupported)) say(`  ${op}: n/a in VHSM (${why})`);
   if (!softhsm.setup) say(`  SoftHSM2 column n/a: ${softhsm.reason}`);
+  if (results.host.some((r) => r.bx !== undefined || r.d !== undefined)) {
+    say('\n### 1a. Across processes: issue 11\'s comparison without TCG');
+    say("(bx) the (b) server, its clients in another process over a Unix socket (bench/lib/socket-transport.ts, standing in for the kernel hop); (d) the (c) token served by `p11-kit server` to the C driver through p11-kit-client.so; (d)'s RSA is PKCS#1 v1.5 (p11-kit 0.24's RPC drops PSS parameters), Ed25519 n/a (nor CKM_EDDSA)");
+    say(crossProcessTable());
+    for (const r of results.host.filter((x, i, all) => x.dErrors && all.findIndex((y) => y.op === x.op && y.dErrors) === i)) say(`  (d) ${r.op}: n/a (${r.dErrors[0].trim()})`);
+  }
   if (results.host.some((r) => r.bPg !== undefined)) {
     say('\n### 1b. The same server on PostgreSQL (a throwaway cluster on a Unix socket, data on disk), against (b)');
     say("(b_pg) durability 'changes' (audit-only batches commit with synchronous_commit=off); (b_pg'') 'all' (every batch waits for PostgreSQL's WAL flush)");

@@ -13,6 +13,7 @@ import { openAdminStore } from '../../server/admin-store.js';
 import { isPostgresUrl } from '../../server/pg/store.js';
 import { MemoryTransportHub } from '../../transport/memory.js';
 import type { ClientTransport, SenderIdentity } from '../../transport/types.js';
+import { mergeServerTransports, SocketServerTransport } from './socket-transport.js';
 
 export interface BenchUser {
   readonly name: string;
@@ -31,6 +32,8 @@ export interface BenchServer {
   readonly hub: MemoryTransportHub;
   readonly server: VhsmServer;
   readonly dbPath: string;
+  /** Where clients in another process connect (bench/lib/socket-transport.ts), if asked for. */
+  readonly socketPath: string | undefined;
   /** A raw transport stamped as (ctid, pid). */
   transport(ctid: number, pid?: number): ClientTransport;
   client(ctid: number, pid?: number): Promise<VhsmClient>;
@@ -45,6 +48,8 @@ export async function startBenchServer(
   medium: DbMedium,
   users: readonly BenchUser[],
   options: Partial<Omit<VhsmServerOptions, 'storagePath'>> = {},
+  /** Also serve clients of other processes over a Unix socket (the host's stand-in for the kernel hop). */
+  withSocket = false,
 ): Promise<BenchServer> {
   const dir = mkdtempSync(join(medium === 'tmpfs' ? '/dev/shm' : tmpdir(), 'vhsm-bench-'));
   const dbPath = isPostgresUrl(medium) ? medium : join(dir, 'vhsm.db');
@@ -58,12 +63,15 @@ export async function startBenchServer(
   }
   const hub = new MemoryTransportHub();
   const server = await VhsmServer.open({ ...options, storagePath: dbPath });
-  server.serve(hub.createServerTransport());
+  const socketPath = withSocket ? join(dir, 'bench.sock') : undefined;
+  const socket = socketPath === undefined ? undefined : await SocketServerTransport.listen(socketPath);
+  server.serve(socket ? mergeServerTransports(hub.createServerTransport(), socket) : hub.createServerTransport());
   const clients: VhsmClient[] = [];
   return {
     hub,
     server,
     dbPath,
+    socketPath,
     transport: (ctid, pid) => hub.connect(identity(ctid, pid)),
     async client(ctid, pid) {
       const client = await VhsmClient.connect(hub.connect(identity(ctid, pid)), { timeoutMs: 120_000 });
