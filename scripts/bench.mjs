@@ -4,7 +4,7 @@
 // only ratios within a run mean anything). docs/benchmarks.md explains every
 // number.
 //
-//   npm run bench                      build, then every section (~7 min)
+//   npm run bench                      build, then every section (~11 min)
 //   npm run bench -- --no-build        skip `npm run build`
 //   npm run bench -- --quick           shorter windows (a smoke run, ~3 min)
 //   npm run bench -- --only=host,pg-locks,vm,fairness,memory   some sections
