@@ -41,6 +41,8 @@ export interface TestTransports {
   readonly kind: 'memory' | 'netlink';
   server(): Promise<ServerTransport>;
   client(identity: SenderIdentity): Promise<ClientTransport>;
+  /** Per-call deadline for the fixture's clients; default 10 s. Under emulation (the VM) RSA keygen can take longer. */
+  readonly clientTimeoutMs?: number;
 }
 
 export function memoryTransports(hub = new MemoryTransportHub()): TestTransports & { readonly hub: MemoryTransportHub } {
@@ -144,7 +146,7 @@ export async function startFixture(options: FixtureOptions = {}): Promise<Fixtur
     server: await VhsmServer.open(serverOptions()),
     connect: (overrides) => transports.client(identity(overrides)),
     async client(overrides) {
-      const client = await VhsmClient.connect(await transports.client(identity(overrides)), { timeoutMs: 10_000 });
+      const client = await VhsmClient.connect(await transports.client(identity(overrides)), { timeoutMs: transports.clientTimeoutMs ?? 10_000 });
       clients.push(client);
       return client;
     },

@@ -16,6 +16,9 @@ import { loadModule, setParam, unloadModule } from './module.js';
 import { createNetns, deleteNetns } from './netns.js';
 import { VHSM_CTID } from './world.js';
 
+/** The module's per-request deadline in these tests, and the fixture clients' own (RSA keygen under TCG can pass 10 s). */
+const MODULE_TIMEOUT_MS = 30_000;
+
 export interface KernelTransports {
   /** The module's admin channel (open until teardown). */
   readonly admin: VhsmAdmin;
@@ -31,7 +34,7 @@ export async function setupKernelTransports(): Promise<KernelTransports> {
   // Emulation makes the slowest operations (RSA key generation's prime
   // search has a long tail) take tens of seconds: the kernel's deadline
   // matches the client's own 30 s, not the 10 s default meant for real hardware.
-  loadModule({ vhsm_veid: VHSM_CTID, timeout_ms: 30_000 });
+  loadModule({ vhsm_veid: VHSM_CTID, timeout_ms: MODULE_TIMEOUT_MS });
   const admin = await VhsmAdmin.open();
   const namespaces = new Map<number, string>();
   async function netnsFor(ctid: number): Promise<string> {
@@ -49,7 +52,8 @@ export async function setupKernelTransports(): Promise<KernelTransports> {
   useTransports({
     kind: 'netlink',
     server: () => registerNetlinkServer({ factory: socketFactoryInNetns(vhsmNetns) }),
-    client: async (who) => openNetlinkClient({ factory: socketFactoryInNetns(await netnsFor(who.ctid)), timeoutMs: 30_000 }),
+    client: async (who) => openNetlinkClient({ factory: socketFactoryInNetns(await netnsFor(who.ctid)), timeoutMs: MODULE_TIMEOUT_MS }),
+    clientTimeoutMs: MODULE_TIMEOUT_MS,
   });
   return {
     admin,
