@@ -25,9 +25,7 @@
  *
  *   node dist/bench/host.js '{"softhsm": {...}, "quick": false}'
  */
-import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
-import type { Readable, Writable } from 'node:stream';
-import { createInterface } from 'node:readline';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -48,7 +46,8 @@ import type { VhsmClient, VhsmSession } from '../client/index.js';
 import type { KeyTypeName } from '../client/types.js';
 import { closedLoop, fixedCount, options, progress, result, runMain, syncLoop, type Throughput, type Window } from './lib/measure.js';
 import { startBenchServer, type BenchServer, type BenchUser, type DbMedium } from './lib/server.js';
-import { SoftHsm, type SoftHsmOp, type SoftHsmSetup } from './lib/softhsm.js';
+import { JsonLineChild } from './lib/json-lines.js';
+import { P11KIT_CLIENT, SoftHsm, startP11KitServer, type SoftHsmOp, type SoftHsmSetup } from './lib/softhsm.js';
 import type { Durability } from '../server/group-commit.js';
 
 export const HOST_OPS = ['p256', 'ed25519', 'rsa2048', 'hmac1k', 'aesgcm1k', 'login'] as const;
@@ -56,8 +55,6 @@ export type HostOp = (typeof HOST_OPS)[number];
 
 const opts = options({
   softhsm: null as SoftHsmSetup | null,
-  /** The SoftHSM2 token behind `p11-kit server`, driven through p11-kit-client.so: the (d) column. */
-  p11kit: null as SoftHsmSetup | null,
   /** The (bx) column: clients in another process. */
   remote: true,
   clients: [1, 2, 16],
@@ -265,49 +262,27 @@ function vhsmOp(vhsm: Vhsm, op: HostOp, client: number): Promise<unknown> {
 
 // ---- (bx) VHSM clients in another process ----
 
-/** bench/remote-clients.ts: one JSON line per command. */
+/** bench/remote-clients.ts, spoken to in lines. */
 class RemoteClients {
-  private readonly lines: string[] = [];
-  private readonly waiters: ((line: string) => void)[] = [];
-
-  private constructor(readonly child: ChildProcessByStdio<Writable, Readable, null>) {
-    createInterface({ input: child.stdout }).on('line', (text) => {
-      const waiter = this.waiters.shift();
-      if (waiter) waiter(text);
-      else this.lines.push(text);
-    });
-    child.on('exit', () => {
-      for (const waiter of this.waiters.splice(0)) waiter(JSON.stringify({ error: 'remote clients exited' }));
-    });
-  }
+  private constructor(private readonly channel: JsonLineChild) {}
 
   static async start(socket: string, clients: number): Promise<RemoteClients> {
     const script = join(dirname(fileURLToPath(import.meta.url)), 'remote-clients.js');
     const config = { socket, user: BENCH_USER.name, password: BENCH_USER.password, ctidBase: BENCH_USER.ctids[0], clients };
-    const remote = new RemoteClients(spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'inherit'] }));
-    remote.child.stdin.write(`${JSON.stringify(config)}\n`); // the password stays out of argv
-    const ready = await remote.next();
+    const remote = new RemoteClients(new JsonLineChild(spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'inherit'] }), 'remote clients'));
+    const ready = await remote.channel.ask(JSON.stringify(config)); // the password stays out of argv
     if (!ready.ready) throw new Error(`remote clients: ${String(ready.error)}`);
     return remote;
   }
 
   async run(op: 'sign' | 'mac', keyId: string, clients: number, window: Window): Promise<Throughput> {
-    this.child.stdin.write(`run ${op} ${keyId} ${clients} ${window.warmMs} ${window.ms}\n`);
-    const answer = await this.next();
+    const answer = await this.channel.ask(`run ${op} ${keyId} ${clients} ${window.warmMs} ${window.ms}`);
     if (answer.error !== undefined) throw new Error(`remote clients: ${String(answer.error)}`);
     return { ops: Number(answer.ops), seconds: Number(answer.seconds), perSecond: Number(answer.perSecond) };
   }
 
   close(): Promise<void> {
-    if (this.child.exitCode !== null) return Promise.resolve();
-    this.child.stdin.end('quit\n');
-    return new Promise((resolve) => this.child.once('exit', () => resolve()));
-  }
-
-  private next(): Promise<Record<string, unknown>> {
-    const queued = this.lines.shift();
-    const text = queued !== undefined ? Promise.resolve(queued) : new Promise<string>((resolve) => this.waiters.push(resolve));
-    return text.then((line) => JSON.parse(line) as Record<string, unknown>);
+    return this.channel.close();
   }
 }
 
@@ -338,14 +313,26 @@ async function main(): Promise<void> {
   let softKeys: Record<string, boolean> = {};
   if (opts.softhsm) ({ softhsm, keys: softKeys } = await SoftHsm.start(opts.softhsm));
   // After (c): the in-process driver made the token's keys.
-  let p11kit: SoftHsm | undefined;
-  if (opts.p11kit) ({ softhsm: p11kit } = await SoftHsm.start(opts.p11kit));
+  const p11kitDir = mkdtempSync(join(tmpdir(), 'vhsm-bench-p11kit-'));
+  let p11kitServer: Awaited<ReturnType<typeof startP11KitServer>> | undefined;
+  let p11kitMissing = opts.softhsm?.conf ? undefined : 'no SoftHSM2 token';
+  if (opts.softhsm?.conf) {
+    try {
+      p11kitServer = await startP11KitServer(opts.softhsm.library, opts.softhsm.conf, p11kitDir, opts.softhsm.tokenLabel);
+    } catch (error) {
+      p11kitMissing = (error as Error).message.split('\n')[0]; // the (d) column is n/a, the rest stands
+    }
+  }
+  const p11kit = opts.softhsm && p11kitServer
+    ? (await SoftHsm.start({ binary: opts.softhsm.binary, library: P11KIT_CLIENT, tokenLabel: opts.softhsm.tokenLabel, pin: opts.softhsm.pin, env: p11kitServer.env })).softhsm
+    : undefined;
   const disk = vhsms.find((v) => v.config === 'disk');
   const remote = disk?.server.socketPath ? await RemoteClients.start(disk.server.socketPath, MAX_CLIENTS) : undefined;
 
   result('host-setup', {
     vhsmUnsupported: vhsms[0]?.unsupported ?? {},
     softhsm: opts.softhsm ? softKeys : 'not available',
+    ...(p11kitMissing ? { p11kitMissing } : {}),
     window: WINDOW,
     loginWindow: LOGIN_WINDOW,
   });
@@ -438,6 +425,8 @@ async function main(): Promise<void> {
 
   await remote?.close();
   await p11kit?.close();
+  p11kitServer?.stop();
+  rmSync(p11kitDir, { recursive: true, force: true });
   await softhsm?.close();
   for (const vhsm of vhsms) await vhsm.server.close();
 }

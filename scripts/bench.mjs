@@ -132,29 +132,6 @@ function prepareSoftHsm() {
   return { setup: { binary, library: softhsmLib(), conf, tokenLabel: 'vhsm-bench', pin }, dir, version };
 }
 
-/**
- * The same token served from another process by `p11-kit server`, for the
- * host section's (d) column: the driver loads p11-kit-client.so. Returns the
- * driver setup and the server process, or null (the column is then n/a).
- */
-async function startP11KitServer(softhsmSetup, dir) {
-  const server = spawn('p11-kit', ['server', '-f', '--provider', softhsmSetup.library, '-n', join(dir, 'p11-kit.sock'), 'pkcs11:token=vhsm-bench'], {
-    env: { ...process.env, SOFTHSM2_CONF: softhsmSetup.conf, XDG_RUNTIME_DIR: dir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  server.stdout.on('data', (d) => (out += d));
-  server.stderr.on('data', (d) => (out += d));
-  for (let i = 0; i < 100 && !out.includes('P11_KIT_SERVER_ADDRESS=') && server.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
-  const address = /P11_KIT_SERVER_ADDRESS=([^;\s]+)/.exec(out)?.[1];
-  if (!address) {
-    server.kill('SIGTERM');
-    say(`!! p11-kit server did not start (${out.trim().split('\n').pop() ?? 'no output'}); the (d) column will be n/a`);
-    return null;
-  }
-  return { setup: { binary: softhsmSetup.binary, library: P11KIT_CLIENT, tokenLabel: softhsmSetup.tokenLabel, pin: softhsmSetup.pin, env: { P11_KIT_SERVER_ADDRESS: address } }, server };
-}
-
 // ---- running a section ----
 const results = { host: [], hostSetup: null, pgLocks: [], vm: null, fairness: [], memory: null, profile: [], errors: [] };
 
@@ -445,12 +422,7 @@ let softhsm = { setup: null, reason: 'host section not run' };
 try {
   if (sections.includes('host')) {
     softhsm = prepareSoftHsm();
-    const p11kit = softhsm.setup ? await startP11KitServer(softhsm.setup, softhsm.dir) : null;
-    try {
-      await runSection('host', 'host.js', { softhsm: softhsm.setup, p11kit: p11kit?.setup ?? null, quick });
-    } finally {
-      p11kit?.server.kill('SIGTERM');
-    }
+    await runSection('host', 'host.js', { softhsm: softhsm.setup, quick });
   }
   if (sections.includes('fairness')) {
     await runSection('fairness', 'fairness.js', { quick, medium: 'disk', label: 'default' });
@@ -507,6 +479,7 @@ if (results.host.length) {
     say('\n### 1a. Across processes: issue 11\'s comparison without TCG');
     say("(bx) the (b) server, its clients in another process over a Unix socket (bench/lib/socket-transport.ts, standing in for the kernel hop); (d) the (c) token served by `p11-kit server` to the C driver through p11-kit-client.so; (d)'s RSA is PKCS#1 v1.5 (p11-kit 0.24's RPC drops PSS parameters), Ed25519 n/a (nor CKM_EDDSA)");
     say(crossProcessTable());
+    if (results.hostSetup?.p11kitMissing) say(`  (d) n/a: ${results.hostSetup.p11kitMissing}`);
     for (const r of results.host.filter((x, i, all) => x.dErrors && all.findIndex((y) => y.op === x.op && y.dErrors) === i)) say(`  (d) ${r.op}: n/a (${r.dErrors[0].trim()})`);
   }
   if (results.host.some((r) => r.bPg !== undefined)) {

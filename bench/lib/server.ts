@@ -64,7 +64,7 @@ export async function startBenchServer(
   const hub = new MemoryTransportHub();
   const server = await VhsmServer.open({ ...options, storagePath: dbPath });
   const socketPath = withSocket ? join(dir, 'bench.sock') : undefined;
-  const socket = socketPath === undefined ? undefined : await SocketServerTransport.listen(socketPath);
+  const socket = socketPath === undefined ? undefined : await SocketServerTransport.listen(socketPath, identity);
   server.serve(socket ? mergeServerTransports(hub.createServerTransport(), socket) : hub.createServerTransport());
   const clients: VhsmClient[] = [];
   return {

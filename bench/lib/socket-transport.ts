@@ -43,25 +43,25 @@ function readFrames(socket: Socket, onFrame: (tag: number, payload: Buffer) => v
   });
 }
 
-export function benchIdentity(ctid: number, pid: number): SenderIdentity {
-  return { ctid, netnsCookie: BigInt(ctid) * 1000n + 7n, pid, procStart: BigInt(pid) * 1_000_003n, uid: 0, gid: 0 };
-}
-
 export class SocketServerTransport implements ServerTransport {
   private handler: ((request: StampedRequest) => void) | undefined;
   private readonly pending = new Map<bigint, { socket: Socket; tag: number }>();
   private readonly sockets = new Set<Socket>();
   private nextId = 1n;
 
-  private constructor(private readonly server: Server) {
+  private constructor(
+    private readonly server: Server,
+    private readonly stamp: (ctid: number, pid: number) => SenderIdentity,
+  ) {
     server.on('connection', (socket) => this.accept(socket));
   }
 
-  static listen(path: string): Promise<SocketServerTransport> {
+  /** Listens on `path`; `stamp` turns a hello's (CTID, PID) into the identity its requests carry. */
+  static listen(path: string, stamp: (ctid: number, pid: number) => SenderIdentity): Promise<SocketServerTransport> {
     const server = createServer();
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen(path, () => resolve(new SocketServerTransport(server)));
+      server.listen(path, () => resolve(new SocketServerTransport(server, stamp)));
     });
   }
 
@@ -89,7 +89,7 @@ export class SocketServerTransport implements ServerTransport {
     let sender: SenderIdentity | undefined;
     readFrames(socket, (tag, payload) => {
       if (!sender) {
-        sender = benchIdentity(tag, payload.readUInt32LE(0));
+        sender = this.stamp(tag, payload.readUInt32LE(0));
         return;
       }
       const requestId = this.nextId++;

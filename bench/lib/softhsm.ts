@@ -1,11 +1,11 @@
 /**
  * Talks to bench/softhsm/softhsm-bench.c (built and given a fresh token by
- * scripts/bench.mjs): one command line in, one JSON line out. The C process
- * is idle (blocked on stdin) while Node measures, and Node is idle (awaiting
- * the answer) while SoftHSM runs.
+ * scripts/bench.mjs) through a JsonLineChild, and starts the `p11-kit
+ * server` that isolates a token in its own process.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { JsonLineChild } from './json-lines.js';
 import type { Throughput, Window } from './measure.js';
 
 export interface SoftHsmSetup {
@@ -26,18 +26,7 @@ export interface SoftHsmSetup {
 export type SoftHsmOp = 'p256' | 'p256sha256' | 'ed25519' | 'rsa2048' | 'rsa2048v15' | 'hmac1k' | 'aesgcm1k' | 'login';
 
 export class SoftHsm {
-  private readonly answers: string[] = [];
-  private readonly waiters: ((line: string) => void)[] = [];
-  private stderr = '';
-
-  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
-    createInterface({ input: child.stdout }).on('line', (text) => {
-      const waiter = this.waiters.shift();
-      if (waiter) waiter(text);
-      else this.answers.push(text);
-    });
-    child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
-  }
+  private constructor(private readonly channel: JsonLineChild) {}
 
   /** Starts the driver and creates (or finds) the benchmark keys; `keys` says which exist. */
   static async start(setup: SoftHsmSetup): Promise<{ softhsm: SoftHsm; keys: Record<string, boolean> }> {
@@ -46,7 +35,7 @@ export class SoftHsm {
       env: { ...process.env, ...(setup.conf ? { SOFTHSM2_CONF: setup.conf } : {}), ...setup.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    const softhsm = new SoftHsm(child);
+    const softhsm = new SoftHsm(new JsonLineChild(child, 'softhsm-bench'));
     const answer = await softhsm.ask('setup');
     const keys = (answer.keys ?? {}) as Record<string, number>;
     return { softhsm, keys: Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, v === 1])) };
@@ -66,26 +55,38 @@ export class SoftHsm {
     };
   }
 
-  async close(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.stdin.end('quit\n');
-    await new Promise((resolve) => this.child.once('exit', resolve));
+  close(): Promise<void> {
+    return this.channel.close();
   }
 
   private async ask(command: string): Promise<Record<string, unknown>> {
-    this.child.stdin.write(`${command}\n`);
-    const text = await new Promise<string>((resolve, reject) => {
-      const queued = this.answers.shift();
-      if (queued !== undefined) return resolve(queued);
-      const onExit = (): void => reject(new Error(`softhsm-bench exited: ${this.stderr}`));
-      this.child.once('exit', onExit);
-      this.waiters.push((line) => {
-        this.child.off('exit', onExit);
-        resolve(line);
-      });
-    });
-    const answer = JSON.parse(text) as Record<string, unknown>;
-    if (answer.error) throw new Error(`softhsm-bench: ${String(answer.error)} ${this.stderr}`);
+    const answer = await this.channel.ask(command);
+    if (answer.error) throw new Error(`softhsm-bench: ${String(answer.error)} ${this.channel.stderr}`);
     return answer;
   }
 }
+
+/**
+ * `p11-kit server` serving the token labelled `token` of `softhsmLibrary`
+ * from its own process (keys isolated there), on a socket in `dir`; the
+ * driver reaches it by loading P11KIT_CLIENT with `env`.
+ */
+export async function startP11KitServer(softhsmLibrary: string, conf: string, dir: string, token: string): Promise<{ env: Record<string, string>; stop(): void }> {
+  const server = spawn('p11-kit', ['server', '-f', '--provider', softhsmLibrary, '-n', join(dir, 'p11-kit.sock'), `pkcs11:token=${token}`], {
+    env: { ...process.env, SOFTHSM2_CONF: conf, XDG_RUNTIME_DIR: dir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  server.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  server.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  for (let i = 0; i < 300 && !out.includes('P11_KIT_SERVER_ADDRESS=') && server.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+  const address = /P11_KIT_SERVER_ADDRESS=([^;\s]+)/.exec(out)?.[1];
+  if (!address) {
+    server.kill('SIGTERM');
+    throw new Error(`p11-kit server did not start: ${out}`);
+  }
+  return { env: { P11_KIT_SERVER_ADDRESS: address }, stop: () => void server.kill('SIGTERM') };
+}
+
+/** p11-kit's client module: PKCS#11 calls forwarded to a `p11-kit server`. */
+export const P11KIT_CLIENT = '/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so';

@@ -18,10 +18,10 @@
  *
  *   node dist/bench/vm/guest.js '{"quick": false}'   (as root, in the VM)
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SoftHsm, type SoftHsmOp, type SoftHsmSetup } from '../lib/softhsm.js';
+import { P11KIT_CLIENT, SoftHsm, startP11KitServer, type SoftHsmOp, type SoftHsmSetup } from '../lib/softhsm.js';
 import { Agent } from '../../test/vm/lib/netns.js';
 import { VhsmWorld } from '../../test/vm/lib/vhsm-world.js';
 import { World } from '../../test/vm/lib/world.js';
@@ -191,7 +191,7 @@ const PKCS11_STEADY_MS = opts.quick ? 4000 : 8000;
 async function pkcs11Part(p11: { driver: string; softhsm: string }): Promise<Pkcs11Row[]> {
   const dir = mkdtempSync('/tmp/vhsm-bench-p11-');
   const rows: Pkcs11Row[] = [];
-  let server: ReturnType<typeof spawn> | null = null;
+  let server: Awaited<ReturnType<typeof startP11KitServer>> | null = null;
   try {
     mkdirSync(join(dir, 'tokens'));
     const conf = join(dir, 'softhsm2.conf');
@@ -201,23 +201,13 @@ async function pkcs11Part(p11: { driver: string; softhsm: string }): Promise<Pkc
     if (init.status !== 0) throw new Error(`softhsm2-util: ${init.stderr}`);
     const vhsmConf = join(dir, 'vhsm-pkcs11.conf');
     writeFileSync(vhsmConf, `slot ${USER.name}\n`);
-    const socket = join(dir, 'p11-kit.sock');
-    server = spawn('p11-kit', ['server', '-f', '--provider', p11.softhsm, '-n', socket, 'pkcs11:token=vhsm-bench'], {
-      env: { ...process.env, SOFTHSM2_CONF: conf, XDG_RUNTIME_DIR: dir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    server.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    server.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    for (let i = 0; i < 300 && !out.includes('P11_KIT_SERVER_ADDRESS='); i++) await new Promise((r) => setTimeout(r, 100));
-    const address = /P11_KIT_SERVER_ADDRESS=([^;\s]+)/.exec(out)?.[1];
-    if (!address) throw new Error(`p11-kit server did not start: ${out}`);
+    server = await startP11KitServer(p11.softhsm, conf, dir, 'vhsm-bench');
     const setups: [Pkcs11Row['module'], SoftHsmSetup][] = [
       ['vhsm', { binary: p11.driver, library: join(process.cwd(), 'build/pkcs11/libvhsm-pkcs11.so'), tokenLabel: USER.name, pin: USER.password,
         prefix: ['ip', 'netns', 'exec', NAMES[0]!], env: { VHSM_PKCS11_CONF: vhsmConf } }],
       // In-process first: it makes the token's keys (p11-kit 0.24's RPC cannot generate Ed25519 keys).
       ['softhsm', { binary: p11.driver, library: p11.softhsm, conf, tokenLabel: 'vhsm-bench', pin }],
-      ['softhsm-p11kit', { binary: p11.driver, library: '/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so', tokenLabel: 'vhsm-bench', pin, env: { P11_KIT_SERVER_ADDRESS: address } }],
+      ['softhsm-p11kit', { binary: p11.driver, library: P11KIT_CLIENT, tokenLabel: 'vhsm-bench', pin, env: server.env }],
     ];
     // All three drivers stay up; each cell runs them in turn, ROUNDS times, and keeps
     // the median: the machine is shared, and a load change then hits all three alike.
@@ -263,7 +253,7 @@ async function pkcs11Part(p11: { driver: string; softhsm: string }): Promise<Pkc
       for (const { driver } of drivers) await driver.close().catch(() => undefined);
     }
   } finally {
-    server?.kill('SIGTERM');
+    server?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
   return rows;

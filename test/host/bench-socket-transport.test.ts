@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { connectSocketTransport, mergeServerTransports, SocketServerTransport } from '../../bench/lib/socket-transport.js';
-import { startBenchServer } from '../../bench/lib/server.js';
+import { identity as benchIdentity, startBenchServer } from '../../bench/lib/server.js';
 import { VhsmClient } from '../../client/index.js';
 import { MemoryTransportHub } from '../../transport/memory.js';
 import type { StampedRequest } from '../../transport/types.js';
@@ -22,7 +22,7 @@ const dir = mkdtempSync(join(tmpdir(), 'vhsm-bench-socket-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 t.test('identities from the hello, replies matched by tag even out of order', async (t) => {
-  const server = await SocketServerTransport.listen(join(dir, 'a.sock'));
+  const server = await SocketServerTransport.listen(join(dir, 'a.sock'), benchIdentity);
   const seen: StampedRequest[] = [];
   server.listen((request) => {
     seen.push(request);
@@ -48,7 +48,7 @@ t.test('identities from the hello, replies matched by tag even out of order', as
 
 t.test('a merged transport sends each reply back where its request came from', async (t) => {
   const hub = new MemoryTransportHub();
-  const socket = await SocketServerTransport.listen(join(dir, 'b.sock'));
+  const socket = await SocketServerTransport.listen(join(dir, 'b.sock'), benchIdentity);
   const merged = mergeServerTransports(hub.createServerTransport(), socket);
   merged.listen((request) => void merged.reply(request.requestId, Uint8Array.of(request.sender.ctid & 0xff)));
   const local = hub.connect(identity({ ctid: 7 }));
