@@ -45,83 +45,70 @@ export async function readChainHead(db: Queryable, chain: string): Promise<Chain
   return row ? { seq: row.seq, hash: row.hash } : { seq: 0, hash: GENESIS_HASH };
 }
 
-/** appendChainRows' one statement, prepared once per connection. */
+/**
+ * appendChainRows' one statement, prepared once per connection. The rows
+ * arrive as one JSON array of their canonical encodings (the very strings
+ * that were hashed: $5, element 0 the chain, 1 the seq, ... 12 proc_start)
+ * and their hashes as one bytea of 32-byte slices ($6): PostgreSQL unpacks
+ * them. Sending 13 array parameters instead cost this server a third more
+ * CPU per batch (array literals built and escaped in JavaScript), measured.
+ * The distinct checks ($7: [user id, ctid, key id, key row id]; a batch's
+ * rows mostly repeat a few) and the use counts ($8: [key row id, count,
+ * last use]) come as JSON too.
+ */
 const APPEND_CHAIN_ROWS: Prepared = {
   name: 'vhsm_append_chain_rows',
   text: `WITH checked AS (
        SELECT c.n,
-              EXISTS (SELECT 1 FROM user_containers uc WHERE uc.user_id = c.user_id AND uc.container = c.ctid) AS container_ok,
-              EXISTS (SELECT 1 FROM keys k WHERE k.id = c.row_id AND k.user_id = c.user_id AND k.key_id = c.key_id) AS key_ok
-       FROM unnest($22::bigint[], $23::bigint[], $24::text[], $25::bigint[]) WITH ORDINALITY AS c(user_id, ctid, key_id, row_id, n)
-       WHERE c.user_id IS NOT NULL
+              EXISTS (SELECT 1 FROM user_containers uc WHERE uc.user_id = (c.v->>0)::bigint AND uc.container = (c.v->>1)::bigint) AS container_ok,
+              EXISTS (SELECT 1 FROM keys k WHERE k.id = (c.v->>3)::bigint AND k.user_id = (c.v->>0)::bigint AND k.key_id = c.v->>2) AS key_ok
+       FROM jsonb_array_elements($7::jsonb) WITH ORDINALITY AS c(v, n)
      ), bad AS (
        SELECT n, NOT container_ok AS container_gone FROM checked WHERE NOT (container_ok AND key_ok)
      ), head AS (
        INSERT INTO audit_heads AS h (chain, seq, hash)
          SELECT $1, $2, $3
          WHERE ($4::bigint = 0 OR EXISTS (SELECT 1 FROM audit_heads WHERE chain = $1)) AND NOT EXISTS (SELECT 1 FROM bad)
-       ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE h.seq = $4 AND h.hash = $21
+       ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE h.seq = $4 AND h.hash = $9
        RETURNING 1
      ), rows AS (
        INSERT INTO audit (chain, seq, time_ms, container, netns_cookie, pid, uid, gid, "user", op, key_id, result, proc_start, hash)
-       SELECT $1, r.* FROM unnest($5::bigint[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[],
-                                  $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bytea[])
-         AS r(seq, time_ms, ctid, netns_cookie, pid, uid, gid, "user", op, key_id, result, proc_start, hash)
+       SELECT $1, (r.v->>1)::bigint, (r.v->>2)::bigint, (r.v->>3)::bigint, r.v->>4, (r.v->>5)::bigint, (r.v->>6)::bigint, (r.v->>7)::bigint,
+              r.v->>8, r.v->>9, r.v->>10, r.v->>11, r.v->>12, substring($6::bytea FROM (r.n::int - 1) * 32 + 1 FOR 32)
+       FROM jsonb_array_elements($5::jsonb) WITH ORDINALITY AS r(v, n)
        WHERE EXISTS (SELECT 1 FROM head)
      ), uses AS (
-       UPDATE keys SET use_count = keys.use_count + u.n, last_used_ms = greatest(keys.last_used_ms, u.t)
-       FROM unnest($18::bigint[], $19::bigint[], $20::bigint[]) AS u(id, n, t)
-       WHERE keys.id = u.id AND EXISTS (SELECT 1 FROM head)
+       UPDATE keys SET use_count = keys.use_count + (u.v->>1)::bigint, last_used_ms = greatest(keys.last_used_ms, (u.v->>2)::bigint)
+       FROM jsonb_array_elements($8::jsonb) AS u(v)
+       WHERE keys.id = (u.v->>0)::bigint AND EXISTS (SELECT 1 FROM head)
      )
      SELECT (SELECT count(*) FROM head)::int AS moved,
             ARRAY(SELECT n FROM bad ORDER BY n)::int[] AS bad_rows,
             ARRAY(SELECT container_gone FROM bad ORDER BY n) AS bad_containers`,
 };
 
-interface ChainColumns {
-  readonly seq: number[];
-  readonly time: number[];
-  readonly ctid: number[];
-  readonly cookie: string[];
-  readonly pid: number[];
-  readonly uid: number[];
-  readonly gid: number[];
-  readonly user: string[];
-  readonly op: string[];
-  readonly key: string[];
-  readonly result: string[];
-  readonly proc: (string | null)[];
-  readonly hash: Buffer[];
-}
-
 /** Rows hashed onto a head, ready to write: `head` is the chain's head after them. */
 export interface ChainRows {
   readonly head: ChainHead;
-  readonly columns: ChainColumns;
+  /** Each row's canonicalChainRow: what was hashed, and what PostgreSQL stores the columns from. */
+  readonly encoded: readonly string[];
+  readonly hashes: readonly Buffer[];
 }
 
 /** Hashes `records` onto `head` (no I/O). */
 export function hashChainRows(head: ChainHead, chain: string, records: readonly AuditRecord[]): ChainRows {
+  if (chain === '') throw new Error('the chain "" holds migrated rows only: it is copied, never appended to');
   let { seq, hash } = head;
-  const columns: ChainColumns = { seq: [], time: [], ctid: [], cookie: [], pid: [], uid: [], gid: [], user: [], op: [], key: [], result: [], proc: [], hash: [] };
+  const encoded: string[] = [];
+  const hashes: Buffer[] = [];
   for (const record of records) {
     seq += 1;
-    hash = chainRowHash(hash, chain, seq, record);
-    columns.seq.push(seq);
-    columns.time.push(record.timeMs);
-    columns.ctid.push(record.ctid);
-    columns.cookie.push(record.netnsCookie.toString(10));
-    columns.pid.push(record.pid);
-    columns.uid.push(record.uid);
-    columns.gid.push(record.gid);
-    columns.user.push(record.user);
-    columns.op.push(record.op);
-    columns.key.push(record.keyId);
-    columns.result.push(record.result);
-    columns.proc.push(record.procStart === undefined ? null : record.procStart.toString(10));
-    columns.hash.push(hash);
+    const text = canonicalChainRow(chain, seq, record);
+    hash = createHash('sha256').update(hash).update(text, 'utf8').digest();
+    encoded.push(text);
+    hashes.push(hash);
   }
-  return { head: { seq, hash }, columns };
+  return { head: { seq, hash }, encoded, hashes };
 }
 
 /** Some rows' CommitChecks failed: nothing was written. `failed`: row index (0-based) → why. */
@@ -130,6 +117,25 @@ export class ChecksFailed extends Error {
   constructor(readonly failed: ReadonlyMap<number, CommitCheckFailed>) {
     super(`${failed.size} session check(s) failed at commit`);
   }
+}
+
+/** Each distinct check once, and the rows (indexes into `checks`) that carry it. */
+function distinctChecks(checks: readonly (CommitCheck | undefined)[]): { checks: [number, number, string, number][]; rowsOf: number[][] } {
+  const seen = new Map<string, number>();
+  const distinct: [number, number, string, number][] = [];
+  const rowsOf: number[][] = [];
+  checks.forEach((check, row) => {
+    if (check === undefined) return;
+    const key = `${check.userId}/${check.ctid}/${check.keyRowId}/${check.keyId}`;
+    let at = seen.get(key);
+    if (at === undefined) {
+      at = distinct.push([check.userId, check.ctid, check.keyId, check.keyRowId]) - 1;
+      seen.set(key, at);
+      rowsOf.push([]);
+    }
+    rowsOf[at]!.push(row);
+  });
+  return { checks: distinct, rowsOf };
 }
 
 /**
@@ -148,28 +154,30 @@ export async function writeChainRows(
   uses?: ReadonlyMap<number, { count: number; lastUsedMs: number }>,
   checks: readonly (CommitCheck | undefined)[] = [],
 ): Promise<void> {
-  const { columns } = rows;
+  if (chain === '') throw new Error('the chain "" holds migrated rows only: it is copied, never appended to');
   // Rows hashed onto another head would break the chain where the CAS cannot see it.
-  if (columns.seq.length > 0 && columns.seq[0] !== head.seq + 1) throw new Error(`audit rows from seq ${columns.seq[0]} do not follow the head at ${head.seq}`);
-  const useIds = [...(uses?.keys() ?? [])];
-  const useCounts = useIds.map((id) => uses!.get(id)!.count);
-  const useTimes = useIds.map((id) => uses!.get(id)!.lastUsedMs);
+  if (rows.head.seq - rows.encoded.length !== head.seq) {
+    throw new Error(`audit rows from seq ${rows.head.seq - rows.encoded.length + 1} do not follow the head at ${head.seq}`);
+  }
+  const distinct = distinctChecks(checks);
   // The head moves first (a row lock: concurrent appenders to one chain queue
   // here, and the WHERE makes the loser's whole statement a no-op). A chain
   // without a head row is started only by a batch that expects an empty
   // chain: a batch sent after it must not start it at its own seq.
   const result = await db.query<{ moved: number; bad_rows: number[]; bad_containers: boolean[] }>(APPEND_CHAIN_ROWS, [
     chain, rows.head.seq, rows.head.hash, head.seq,
-    columns.seq, columns.time, columns.ctid, columns.cookie, columns.pid, columns.uid, columns.gid,
-    columns.user, columns.op, columns.key, columns.result, columns.proc, columns.hash,
-    useIds, useCounts, useTimes, head.hash,
-    checks.map((c) => c?.userId ?? null), checks.map((c) => c?.ctid ?? null),
-    checks.map((c) => c?.keyId ?? null), checks.map((c) => c?.keyRowId ?? null),
+    `[${rows.encoded.join(',')}]`,
+    Buffer.concat(rows.hashes),
+    JSON.stringify(distinct.checks),
+    JSON.stringify([...(uses ?? [])].map(([id, use]) => [id, use.count, use.lastUsedMs])),
+    head.hash,
   ]);
   const row = result.rows[0];
   if (row && row.bad_rows.length > 0) {
     const failed = new Map<number, CommitCheckFailed>();
-    row.bad_rows.forEach((n, i) => failed.set(n - 1, new CommitCheckFailed(row.bad_containers[i] ? 'container' : 'key')));
+    row.bad_rows.forEach((n, i) => {
+      for (const index of distinct.rowsOf[n - 1]!) failed.set(index, new CommitCheckFailed(row.bad_containers[i] ? 'container' : 'key'));
+    });
     throw new ChecksFailed(failed);
   }
   if (row?.moved !== 1) throw new ChainConflict(`audit chain ${JSON.stringify(chain)} was extended by another writer`);

@@ -182,7 +182,7 @@ export class PgGroupCommit extends BatchingQueue {
         this.unflushed.clear(); // a synchronous commit flushed every earlier row
       } else if (this.durability === 'changes') {
         const written = await this.append({ query: (text, params) => this.store.queryUnflushed(text, params) }, this.store, items, failed, uses, before);
-        if (written.rows.columns.seq.length > 0) {
+        if (written.rows.encoded.length > 0) {
           this.unflushed.add(written.base, written.rows, uses);
           this.watchFlush();
         }

@@ -69,12 +69,12 @@ export class UnflushedBatches {
     let at = this.batches.length;
     while (at > 0 && this.batches[at - 1]!.base.seq > base.seq) at -= 1;
     this.batches.splice(at, 0, { base, rows, uses, marked: false });
-    this.rows += rows.columns.seq.length;
+    this.rows += rows.encoded.length;
     let dropped = 0;
     while (this.rows > MAX_ROWS && this.batches.length > 1) {
       const oldest = this.batches.shift()!;
-      this.rows -= oldest.rows.columns.seq.length;
-      dropped += oldest.rows.columns.seq.length;
+      this.rows -= oldest.rows.encoded.length;
+      dropped += oldest.rows.encoded.length;
     }
     if (dropped > 0 && !this.overflowing) {
       this.overflowing = true;
@@ -136,7 +136,7 @@ export class UnflushedBatches {
     if (lost.length === 0) return head;
     const rows = concatRows(lost.map((batch) => batch.rows));
     await writeChainRows(db, this.chain, head, rows, mergeUses(lost.map((batch) => batch.uses)));
-    this.logger.log('warn', 'audit rows lost by PostgreSQL written again', { chain: this.chain, rows: rows.columns.seq.length, from: head.seq + 1 });
+    this.logger.log('warn', 'audit rows lost by PostgreSQL written again', { chain: this.chain, rows: rows.encoded.length, from: head.seq + 1 });
     return rows.head;
   }
 
@@ -174,7 +174,7 @@ export class UnflushedBatches {
         });
         const unwritable = new Set(batches.slice(i));
         this.batches = this.batches.filter((held) => !unwritable.has(held));
-        this.rows = this.batches.reduce((sum, held) => sum + held.rows.columns.seq.length, 0);
+        this.rows = this.batches.reduce((sum, held) => sum + held.rows.encoded.length, 0);
         return batches.slice(0, i);
       }
       end = batch.rows.head;
@@ -184,17 +184,17 @@ export class UnflushedBatches {
 
   private dropMarked(): void {
     while (this.batches[0]?.marked) {
-      this.rows -= this.batches.shift()!.rows.columns.seq.length;
+      this.rows -= this.batches.shift()!.rows.encoded.length;
     }
   }
 }
 
 function concatRows(parts: readonly ChainRows[]): ChainRows {
-  const first = parts[0]!.columns;
-  const columns = Object.fromEntries(
-    (Object.keys(first) as (keyof typeof first)[]).map((name) => [name, parts.flatMap((part) => part.columns[name] as unknown[])]),
-  ) as unknown as ChainRows['columns'];
-  return { head: parts[parts.length - 1]!.head, columns };
+  return {
+    head: parts[parts.length - 1]!.head,
+    encoded: parts.flatMap((part) => part.encoded),
+    hashes: parts.flatMap((part) => part.hashes),
+  };
 }
 
 function mergeUses(all: readonly (Map<number, KeyUse> | undefined)[]): Map<number, KeyUse> | undefined {

@@ -8,7 +8,7 @@ import t from 'tap';
 import pg from 'pg';
 import { StorageError } from '../../server/storage.js';
 import { PgStore, PG_SCHEMA_VERSION } from '../../server/pg/store.js';
-import { appendChainRows, ChainConflict, ChecksFailed, hashChainRows, readChainHead, verifyChains, writeChainRows } from '../../server/pg/audit.js';
+import { appendChainRows, ChainConflict, ChecksFailed, hashChainRows, readChainHead, readChainRows, verifyChains, writeChainRows } from '../../server/pg/audit.js';
 import type { AuditRecord } from '../../server/audit.js';
 import { freshPgDatabase } from './helpers/pg.js';
 
@@ -37,13 +37,37 @@ t.test('CommitChecks: a batch with a failing check writes nothing and names the 
   const keyRow = (await store.query<{ id: number }>("INSERT INTO keys (user_id, key_id, key_type, label, usages, extractable, length_bytes, wrapped, created_ms) VALUES ($1, 'k', 1, '', 1, false, 32, '\\x00', 0) RETURNING id", [userId])).rows[0]!.id;
   const good = { userId, ctid: 101, keyId: 'k', keyRowId: keyRow };
   const head = await readChainHead(store, 'c');
-  const rows = hashChainRows(head, 'c', [record(1), record(2), record(3), record(4)]);
-  const error = await writeChainRows(store, 'c', head, rows, undefined, [good, { ...good, ctid: 102 }, undefined, { ...good, keyRowId: keyRow + 1 }]).catch((e: unknown) => e);
+  const rows = hashChainRows(head, 'c', [record(1), record(2), record(3), record(4), record(5), record(6)]);
+  // A check repeated by several rows is sent once: each of its rows fails with it.
+  const checks = [good, { ...good, ctid: 102 }, undefined, { ...good, keyRowId: keyRow + 1 }, { ...good, ctid: 102 }, good];
+  const error = await writeChainRows(store, 'c', head, rows, undefined, checks).catch((e: unknown) => e);
   t.ok(error instanceof ChecksFailed, 'refused');
-  t.same([...(error as ChecksFailed).failed].map(([i, why]) => [i, why.reason]), [[1, 'container'], [3, 'key']], 'rows 1 (container) and 3 (key row replaced)');
+  t.same([...(error as ChecksFailed).failed].map(([i, why]) => [i, why.reason]).sort(), [[1, 'container'], [3, 'key'], [4, 'container']], 'rows 1 and 4 (container), 3 (key row replaced)');
   t.equal((await readChainHead(store, 'c')).seq, 0, 'nothing written');
   await writeChainRows(store, 'c', head, hashChainRows(head, 'c', [record(1), record(3)]), undefined, [good, undefined]);
   t.equal((await readChainHead(store, 'c')).seq, 2, 'the others are written once the failing rows are left out');
+});
+
+t.test('rows travel as their hashed JSON encoding: every column comes back exactly, the chain verifies', async (t) => {
+  const db = await freshPgDatabase();
+  t.teardown(() => db.drop());
+  const store = await PgStore.open(db.url, { create: true });
+  t.teardown(() => store.close());
+  // Values JSON escapes or that overflow a double, and a row without procStart (its column is NULL).
+  const awkward = [
+    record(1, { user: 'ß "q" \\ \u00e9\u4e2d\ud83d\udd11', keyId: 'k,{1}', op: 'o\tp', netnsCookie: 18_446_744_073_709_551_615n, procStart: 18_446_744_073_709_551_614n }),
+    record(2, { procStart: undefined, pid: 4_294_967_295, uid: 4_294_967_295, gid: 65_534, ctid: 4_294_967_295, timeMs: 8_640_000_000_000_000 }),
+    record(3, { user: '', keyId: '' }),
+  ];
+  const head = await appendChainRows(store, 'host-x', await readChainHead(store, 'host-x'), awkward);
+  t.equal(head.seq, 3);
+  const back = (await readChainRows(store, { chain: 'host-x' })).sort((a, b) => a.seq - b.seq); // listed by time
+  const defined = (r: AuditRecord) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined));
+  t.strictSame(back.map(({ chain, seq, hash, ...rest }) => [chain, seq, hash.length, rest]), awkward.map((r, i) => ['host-x', i + 1, 32, defined(r)]), 'every field as sent');
+  t.equal(back[1]!.procStart, undefined, 'an absent procStart stays absent');
+  const report = await verifyChains(store);
+  t.ok(report.ok, 'the stored columns hash to the stored hashes');
+  t.throws(() => hashChainRows(head, '', [record(4)]), /copied, never appended/, 'the migrated chain is not appended to');
 });
 
 t.test('session settings go into the URL: prepared statements planned once, audit-only commits unflushed, the URL\'s own options kept', async (t) => {
