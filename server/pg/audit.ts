@@ -52,24 +52,25 @@ export async function readChainHead(db: Queryable, chain: string): Promise<Chain
  * and their hashes as one bytea of 32-byte slices ($6): PostgreSQL unpacks
  * them. Sending 13 array parameters instead cost this server a third more
  * CPU per batch (array literals built and escaped in JavaScript), measured.
- * The distinct checks ($7: [user id, ctid, key id, key row id]; a batch's
- * rows mostly repeat a few) and the use counts ($8: [key row id, count,
- * last use]) come as JSON too.
+ * The CommitChecks come split and deduplicated, since a batch's rows repeat
+ * a few containers and fewer keys: the distinct [user id, ctid] pairs ($7)
+ * and [user id, key id, key row id] triples ($8); the use counts ($9: [key
+ * row id, count, last use]) come as JSON too.
  */
 const APPEND_CHAIN_ROWS: Prepared = {
   name: 'vhsm_append_chain_rows',
-  text: `WITH checked AS (
-       SELECT c.n,
-              EXISTS (SELECT 1 FROM user_containers uc WHERE uc.user_id = (c.v->>0)::bigint AND uc.container = (c.v->>1)::bigint) AS container_ok,
-              EXISTS (SELECT 1 FROM keys k WHERE k.id = (c.v->>3)::bigint AND k.user_id = (c.v->>0)::bigint AND k.key_id = c.v->>2) AS key_ok
-       FROM jsonb_array_elements($7::jsonb) WITH ORDINALITY AS c(v, n)
-     ), bad AS (
-       SELECT n, NOT container_ok AS container_gone FROM checked WHERE NOT (container_ok AND key_ok)
+  text: `WITH bad_containers AS (
+       SELECT c.n FROM jsonb_array_elements($7::jsonb) WITH ORDINALITY AS c(v, n)
+       WHERE NOT EXISTS (SELECT 1 FROM user_containers uc WHERE uc.user_id = (c.v->>0)::bigint AND uc.container = (c.v->>1)::bigint)
+     ), bad_keys AS (
+       SELECT k.n FROM jsonb_array_elements($8::jsonb) WITH ORDINALITY AS k(v, n)
+       WHERE NOT EXISTS (SELECT 1 FROM keys WHERE keys.id = (k.v->>2)::bigint AND keys.user_id = (k.v->>0)::bigint AND keys.key_id = k.v->>1)
      ), head AS (
        INSERT INTO audit_heads AS h (chain, seq, hash)
          SELECT $1, $2, $3
-         WHERE ($4::bigint = 0 OR EXISTS (SELECT 1 FROM audit_heads WHERE chain = $1)) AND NOT EXISTS (SELECT 1 FROM bad)
-       ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE h.seq = $4 AND h.hash = $9
+         WHERE ($4::bigint = 0 OR EXISTS (SELECT 1 FROM audit_heads WHERE chain = $1))
+           AND NOT EXISTS (SELECT 1 FROM bad_containers) AND NOT EXISTS (SELECT 1 FROM bad_keys)
+       ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE h.seq = $4 AND h.hash = $10
        RETURNING 1
      ), rows AS (
        INSERT INTO audit (chain, seq, time_ms, container, netns_cookie, pid, uid, gid, "user", op, key_id, result, proc_start, hash)
@@ -79,12 +80,12 @@ const APPEND_CHAIN_ROWS: Prepared = {
        WHERE EXISTS (SELECT 1 FROM head)
      ), uses AS (
        UPDATE keys SET use_count = keys.use_count + (u.v->>1)::bigint, last_used_ms = greatest(keys.last_used_ms, (u.v->>2)::bigint)
-       FROM jsonb_array_elements($8::jsonb) AS u(v)
+       FROM jsonb_array_elements($9::jsonb) AS u(v)
        WHERE keys.id = (u.v->>0)::bigint AND EXISTS (SELECT 1 FROM head)
      )
      SELECT (SELECT count(*) FROM head)::int AS moved,
-            ARRAY(SELECT n FROM bad ORDER BY n)::int[] AS bad_rows,
-            ARRAY(SELECT container_gone FROM bad ORDER BY n) AS bad_containers`,
+            ARRAY(SELECT n FROM bad_containers)::int[] AS bad_containers,
+            ARRAY(SELECT n FROM bad_keys)::int[] AS bad_keys`,
 };
 
 /** Rows hashed onto a head, ready to write: `head` is the chain's head after them. */
@@ -119,23 +120,35 @@ export class ChecksFailed extends Error {
   }
 }
 
-/** Each distinct check once, and the rows (indexes into `checks`) that carry it. */
-function distinctChecks(checks: readonly (CommitCheck | undefined)[]): { checks: [number, number, string, number][]; rowsOf: number[][] } {
-  const seen = new Map<string, number>();
-  const distinct: [number, number, string, number][] = [];
-  const rowsOf: number[][] = [];
-  checks.forEach((check, row) => {
-    if (check === undefined) return;
-    const key = `${check.userId}/${check.ctid}/${check.keyRowId}/${check.keyId}`;
-    let at = seen.get(key);
-    if (at === undefined) {
-      at = distinct.push([check.userId, check.ctid, check.keyId, check.keyRowId]) - 1;
-      seen.set(key, at);
-      rowsOf.push([]);
+/** Distinct values, and for each row the index of its own (-1: none). */
+class Distinct<T> {
+  readonly values: T[] = [];
+  readonly byRow: number[] = [];
+  private readonly seen = new Map<string, number>();
+
+  add(key: string | undefined, value: () => T): void {
+    if (key === undefined) {
+      this.byRow.push(-1);
+      return;
     }
-    rowsOf[at]!.push(row);
-  });
-  return { checks: distinct, rowsOf };
+    let at = this.seen.get(key);
+    if (at === undefined) {
+      at = this.values.push(value()) - 1;
+      this.seen.set(key, at);
+    }
+    this.byRow.push(at);
+  }
+}
+
+/** A batch's CommitChecks as the statement takes them: containers and keys each deduplicated. */
+function splitChecks(checks: readonly (CommitCheck | undefined)[]): { containers: Distinct<[number, number]>; keys: Distinct<[number, string, number]> } {
+  const containers = new Distinct<[number, number]>();
+  const keys = new Distinct<[number, string, number]>();
+  for (const c of checks) {
+    containers.add(c && `${c.userId}/${c.ctid}`, () => [c!.userId, c!.ctid]);
+    keys.add(c && `${c.userId}/${c.keyRowId}/${c.keyId}`, () => [c!.userId, c!.keyId, c!.keyRowId]);
+  }
+  return { containers, keys };
 }
 
 /**
@@ -159,24 +172,28 @@ export async function writeChainRows(
   if (rows.head.seq - rows.encoded.length !== head.seq) {
     throw new Error(`audit rows from seq ${rows.head.seq - rows.encoded.length + 1} do not follow the head at ${head.seq}`);
   }
-  const distinct = distinctChecks(checks);
+  const { containers, keys } = splitChecks(checks);
   // The head moves first (a row lock: concurrent appenders to one chain queue
   // here, and the WHERE makes the loser's whole statement a no-op). A chain
   // without a head row is started only by a batch that expects an empty
   // chain: a batch sent after it must not start it at its own seq.
-  const result = await db.query<{ moved: number; bad_rows: number[]; bad_containers: boolean[] }>(APPEND_CHAIN_ROWS, [
+  const result = await db.query<{ moved: number; bad_containers: number[]; bad_keys: number[] }>(APPEND_CHAIN_ROWS, [
     chain, rows.head.seq, rows.head.hash, head.seq,
     `[${rows.encoded.join(',')}]`,
     Buffer.concat(rows.hashes),
-    JSON.stringify(distinct.checks),
+    JSON.stringify(containers.values),
+    JSON.stringify(keys.values),
     JSON.stringify([...(uses ?? [])].map(([id, use]) => [id, use.count, use.lastUsedMs])),
     head.hash,
   ]);
   const row = result.rows[0];
-  if (row && row.bad_rows.length > 0) {
+  if (row && (row.bad_containers.length > 0 || row.bad_keys.length > 0)) {
+    const badContainers = new Set(row.bad_containers.map((n) => n - 1));
+    const badKeys = new Set(row.bad_keys.map((n) => n - 1));
     const failed = new Map<number, CommitCheckFailed>();
-    row.bad_rows.forEach((n, i) => {
-      for (const index of distinct.rowsOf[n - 1]!) failed.set(index, new CommitCheckFailed(row.bad_containers[i] ? 'container' : 'key'));
+    checks.forEach((_, index) => {
+      if (badContainers.has(containers.byRow[index]!)) failed.set(index, new CommitCheckFailed('container'));
+      else if (badKeys.has(keys.byRow[index]!)) failed.set(index, new CommitCheckFailed('key'));
     });
     throw new ChecksFailed(failed);
   }
