@@ -12,7 +12,8 @@
  * - Up to two audit-only batches in flight (the next one collects and is
  *   sent while PostgreSQL answers the last: measured, the wait for the audit
  *   round trip was most of a request's time at 16 clients), the second only
- *   once it has MIN_OVERLAP_ROWS rows. Each is hashed
+ *   once it has MIN_OVERLAP_ROWS rows; with nothing in flight, a batch of
+ *   twice that many goes as two halves. Each is hashed
  *   onto the head the one before it will leave, and the head only moves
  *   from the value a batch expects, so the chain stays in order: a batch
  *   that overtakes its predecessor is a no-op, waits for it and is hashed
@@ -96,8 +97,14 @@ export class PgGroupCommit extends BatchingQueue {
       this.scheduled = true;
       return;
     }
-    const items = this.items;
-    this.items = [];
+    // Many rows and nothing in flight: half now, half beside it. Clients
+    // answered by one batch come back together; with one batch for all of
+    // them this thread sat idle while PostgreSQL wrote it (16 clients: a
+    // fifth of the time, measured), with two the first half's clients work
+    // while the second half is written, and the halves stay apart.
+    const take = !busy && !withChanges && this.items.length >= 2 * MIN_OVERLAP_ROWS ? Math.ceil(this.items.length / 2) : this.items.length;
+    const items = this.items.slice(0, take);
+    this.items = this.items.slice(take);
     const uses = this.uses.take(allUses);
     if (items.length === 0 && uses === undefined && !this.repairDue) return;
     this.repairDue = false;
@@ -109,6 +116,7 @@ export class PgGroupCommit extends BatchingQueue {
       if (this.scheduled || this.items.length > 0) this.flush();
     });
     this.inFlight.push(batch);
+    if (this.items.length > 0) this.flush(); // the other half
   }
 
   override async close(): Promise<void> {
