@@ -26,7 +26,11 @@ export function canonicalChainRow(chain: string, seq: number, record: AuditRecor
 }
 
 export function chainRowHash(previous: Uint8Array, chain: string, seq: number, record: AuditRecord): Buffer {
-  return createHash('sha256').update(previous).update(canonicalChainRow(chain, seq, record), 'utf8').digest();
+  return encodedRowHash(previous, canonicalChainRow(chain, seq, record));
+}
+
+function encodedRowHash(previous: Uint8Array, encoded: string): Buffer {
+  return createHash('sha256').update(previous).update(encoded, 'utf8').digest();
 }
 
 export interface ChainHead {
@@ -105,7 +109,7 @@ export function hashChainRows(head: ChainHead, chain: string, records: readonly 
   for (const record of records) {
     seq += 1;
     const text = canonicalChainRow(chain, seq, record);
-    hash = createHash('sha256').update(hash).update(text, 'utf8').digest();
+    hash = encodedRowHash(hash, text);
     encoded.push(text);
     hashes.push(hash);
   }
