@@ -12,8 +12,8 @@
  * - Up to two audit-only batches in flight (the next one collects and is
  *   sent while PostgreSQL answers the last: measured, the wait for the audit
  *   round trip was most of a request's time at 16 clients), the second only
- *   once it has MIN_OVERLAP_ROWS rows; with nothing in flight, a batch of
- *   twice that many goes as two halves. Each is hashed
+ *   once it has MIN_OVERLAP_ROWS rows and the head is known; with nothing
+ *   in flight, a batch of twice that many goes as two halves. Each is hashed
  *   onto the head the one before it will leave, and the head only moves
  *   from the value a batch expects, so the chain stays in order: a batch
  *   that overtakes its predecessor is a no-op, waits for it and is hashed
@@ -66,6 +66,8 @@ export class PgGroupCommit extends BatchingQueue {
   private exclusive = false;
   /** This chain's head after the last batch sent; undefined = read it again (start, or after a failure). */
   private head: ChainHead | undefined;
+  /** Batches sent so far: the newest one's number. */
+  private sent = 0;
   /** Acknowledged rows PostgreSQL has not flushed yet ('changes'): written again if it loses them. */
   private readonly unflushed: UnflushedBatches;
   private flushCheck: NodeJS.Timeout | undefined;
@@ -92,7 +94,10 @@ export class PgGroupCommit extends BatchingQueue {
     this.scheduled = false;
     const withChanges = this.items.some((item) => item.change);
     const busy = this.inFlight.length > 0;
-    if (this.exclusive || this.inFlight.length >= MAX_IN_FLIGHT || (busy && (withChanges || this.items.length < MIN_OVERLAP_ROWS))) {
+    // A batch goes beside one in flight only if it can be hashed onto the
+    // head that one leaves: not while the head is being read again.
+    const overlapOk = !withChanges && this.items.length >= MIN_OVERLAP_ROWS && this.head !== undefined;
+    if (this.exclusive || this.inFlight.length >= MAX_IN_FLIGHT || (busy && !overlapOk)) {
       // Started again when a batch in flight ends; use counts are taken then.
       this.scheduled = true;
       return;
@@ -110,7 +115,7 @@ export class PgGroupCommit extends BatchingQueue {
     this.repairDue = false;
     this.exclusive = withChanges;
     const before = this.inFlight[this.inFlight.length - 1];
-    const batch: Promise<void> = this.run(items, uses, withChanges, before).finally(() => {
+    const batch: Promise<void> = this.run(++this.sent, items, uses, withChanges, before).finally(() => {
       this.inFlight.splice(this.inFlight.indexOf(batch), 1);
       if (withChanges) this.exclusive = false;
       if (this.scheduled || this.items.length > 0) this.flush();
@@ -174,8 +179,8 @@ export class PgGroupCommit extends BatchingQueue {
     this.flushCheck.unref();
   }
 
-  /** `before`: the batch in flight ahead of this one (its rows precede ours in the chain). */
-  private async run(items: BatchItem[], uses: Map<number, KeyUse> | undefined, withChanges: boolean, before: Promise<void> | undefined): Promise<void> {
+  /** `id`: this batch's number; `before`: the batch in flight ahead of this one (its rows precede ours in the chain). */
+  private async run(id: number, items: BatchItem[], uses: Map<number, KeyUse> | undefined, withChanges: boolean, before: Promise<void> | undefined): Promise<void> {
     let failed = new Map<BatchItem, unknown>();
     try {
       if (withChanges) {
@@ -185,17 +190,17 @@ export class PgGroupCommit extends BatchingQueue {
             release: () => client.query('RELEASE SAVEPOINT change'),
             rollback: () => client.query('ROLLBACK TO SAVEPOINT change'),
           });
-          await this.append(client, client, items, failed, uses, before);
+          await this.append(id, client, client, items, failed, uses, before);
         });
         this.unflushed.clear(); // a synchronous commit flushed every earlier row
       } else if (this.durability === 'changes') {
-        const written = await this.append({ query: (text, params) => this.store.queryUnflushed(text, params) }, this.store, items, failed, uses, before);
+        const written = await this.append(id, { query: (text, params) => this.store.queryUnflushed(text, params) }, this.store, items, failed, uses, before);
         if (written.rows.encoded.length > 0) {
           this.unflushed.add(written.base, written.rows, uses);
           this.watchFlush();
         }
       } else {
-        await this.append(this.store, this.store, items, failed, uses, before);
+        await this.append(id, this.store, this.store, items, failed, uses, before);
         this.unflushed.clear();
       }
     } catch (error) {
@@ -221,6 +226,7 @@ export class PgGroupCommit extends BatchingQueue {
    * `failed` and the rest written without them. Returns what it wrote.
    */
   private async append(
+    id: number,
     db: Queryable,
     durable: Queryable,
     items: readonly BatchItem[],
@@ -237,7 +243,10 @@ export class PgGroupCommit extends BatchingQueue {
         base = await this.unflushed.replay(durable, await readChainHead(db, this.chain));
       }
       const rows = hashChainRows(base, this.chain, pending.map((item) => item.record));
-      this.head = rows.head; // the batch after this one starts here
+      // The next batch starts here, unless one was sent after this batch
+      // already: it was hashed onto rows this one no longer writes as they
+      // were, so the batch after it must wait for it and read the head.
+      this.head = id === this.sent ? rows.head : undefined;
       if (pending.length === 0 && !uses) return { base, rows }; // a repair only
       try {
         await writeChainRows(db, this.chain, base, rows, uses, pending.map((item) => item.check));
@@ -245,12 +254,11 @@ export class PgGroupCommit extends BatchingQueue {
       } catch (error) {
         if (error instanceof ChecksFailed) {
           // Nothing written, the head is still `base`: write the others.
-          if (this.head === rows.head) this.head = base;
           for (const [index, reason] of error.failed) failed.set(pending[index]!, reason);
           pending = pending.filter((item) => !failed.has(item));
           continue;
         }
-        if (this.head === rows.head) this.head = undefined;
+        this.head = undefined; // any batch sent after this one was hashed onto it too
         base = undefined;
         if (!(error instanceof ChainConflict) || ++conflicts > MAX_CONFLICT_RETRIES) throw error;
       }

@@ -8,6 +8,7 @@
 import t from 'tap';
 import pg from 'pg';
 import { StorageError } from '../../server/storage.js';
+import { CommitCheckFailed } from '../../server/backend.js';
 import { PgStore, PG_SCHEMA_VERSION } from '../../server/pg/store.js';
 import { appendChainRows, ChainConflict, ChecksFailed, hashChainRows, readChainHead, readChainRows, verifyChains, writeChainRows } from '../../server/pg/audit.js';
 import type { AuditRecord } from '../../server/audit.js';
@@ -190,4 +191,36 @@ t.test('group commit: many rows with nothing in flight go as two halves, chained
   const rows = (await readChainRows(store, { chain: 'host-a', limit: 100 })).sort((a, b) => a.seq - b.seq);
   t.same(rows.map((r) => r.timeMs - 1_700_000_000_000), Array.from({ length: 25 }, (_, i) => i), 'the chain holds every row in the order enqueued');
   t.ok((await verifyChains(store)).ok, 'and verifies');
+});
+
+t.test('group commit: a half rewritten without a refused row leaves no later batch hashed onto its old head', async (t) => {
+  const db = await freshPgDatabase();
+  t.teardown(() => db.drop());
+  const store = await PgStore.open(db.url, { create: true });
+  t.teardown(() => store.close());
+  const appends: number[] = [];
+  const counting = Object.create(store) as PgStore;
+  counting.queryUnflushed = (text, params) => {
+    if (typeof text !== 'string' && text.name === 'vhsm_append_chain_rows') appends.push((JSON.parse(params![4] as string) as unknown[]).length);
+    return store.queryUnflushed(text, params);
+  };
+  const commits = new PgGroupCommit(counting, 'host-a', new KeyUses(60_000), silentLogger);
+  await commits.enqueue(record(0)); // the head is known from here on
+  appends.length = 0;
+  const refused = { userId: 999_999, ctid: 1, keyId: 'gone', keyRowId: 1 }; // no such user: its container check fails
+  // Two halves of 10; the first loses its first row at commit and is hashed
+  // again, so the second (hashed onto the first's old head) must be too.
+  const first = Array.from({ length: 20 }, (_, i) => commits.enqueue(record(1 + i), i === 0 ? refused : undefined));
+  await new Promise(setImmediate); // the halves are sent
+  const more = Array.from({ length: 10 }, (_, i) => commits.enqueue(record(21 + i))); // queued behind them
+  const outcomes = await Promise.allSettled([...first, ...more]);
+  t.ok(outcomes[0]!.status === 'rejected' && (outcomes[0] as PromiseRejectedResult).reason instanceof CommitCheckFailed, 'the refused row fails with its check');
+  t.same(outcomes.slice(1).filter((o) => o.status === 'rejected').map((o) => String((o as PromiseRejectedResult).reason)), [], 'every other row is written');
+  // The halves (10, 10); the first again without its refused row (9); the
+  // second again after its conflict (10); then the 10 queued behind them.
+  t.same(appends, [10, 10, 9, 10, 10], 'the queued batch waited for the half that had to be hashed again (no fork, no extra conflict)');
+  await commits.close();
+  const rows = (await readChainRows(store, { chain: 'host-a', limit: 100 })).sort((a, b) => a.seq - b.seq);
+  t.same(rows.map((r) => r.timeMs - 1_700_000_000_000), [0, ...Array.from({ length: 29 }, (_, i) => i + 2)], 'every written row, in the order enqueued');
+  t.ok((await verifyChains(store)).ok, 'and the chain verifies');
 });
