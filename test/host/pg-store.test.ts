@@ -170,19 +170,23 @@ t.test('the int8 parser is the pool\'s own, not a global change', async (t) => {
   t.equal(typeof (await client.query('SELECT 1::bigint AS n')).rows[0].n, 'string');
 });
 
-t.test('group commit: many rows with nothing in flight go as two halves, chained in order; a few go as one', async (t) => {
+/** A group commit on chain "host-a" of a fresh database, and the row count of each append as PostgreSQL receives it. */
+async function countedGroupCommit(t: { teardown(fn: () => unknown): void }): Promise<{ store: PgStore; commits: PgGroupCommit; appends: number[] }> {
   const db = await freshPgDatabase();
   t.teardown(() => db.drop());
   const store = await PgStore.open(db.url, { create: true });
   t.teardown(() => store.close());
-  // Count the appends and their rows as PostgreSQL receives them.
   const appends: number[] = [];
   const counting = Object.create(store) as PgStore;
   counting.queryUnflushed = (text, params) => {
     if (typeof text !== 'string' && text.name === 'vhsm_append_chain_rows') appends.push((JSON.parse(params![4] as string) as unknown[]).length);
     return store.queryUnflushed(text, params);
   };
-  const commits = new PgGroupCommit(counting, 'host-a', new KeyUses(60_000), silentLogger);
+  return { store, commits: new PgGroupCommit(counting, 'host-a', new KeyUses(60_000), silentLogger), appends };
+}
+
+t.test('group commit: many rows with nothing in flight go as two halves, chained in order; a few go as one', async (t) => {
+  const { store, commits, appends } = await countedGroupCommit(t);
   await Promise.all(Array.from({ length: 20 }, (_, i) => commits.enqueue(record(i)))); // one event-loop turn
   t.same(appends, [10, 10], '20 rows: two batches of 10');
   await Promise.all(Array.from({ length: 5 }, (_, i) => commits.enqueue(record(20 + i))));
@@ -194,17 +198,7 @@ t.test('group commit: many rows with nothing in flight go as two halves, chained
 });
 
 t.test('group commit: a half rewritten without a refused row leaves no later batch hashed onto its old head', async (t) => {
-  const db = await freshPgDatabase();
-  t.teardown(() => db.drop());
-  const store = await PgStore.open(db.url, { create: true });
-  t.teardown(() => store.close());
-  const appends: number[] = [];
-  const counting = Object.create(store) as PgStore;
-  counting.queryUnflushed = (text, params) => {
-    if (typeof text !== 'string' && text.name === 'vhsm_append_chain_rows') appends.push((JSON.parse(params![4] as string) as unknown[]).length);
-    return store.queryUnflushed(text, params);
-  };
-  const commits = new PgGroupCommit(counting, 'host-a', new KeyUses(60_000), silentLogger);
+  const { store, commits, appends } = await countedGroupCommit(t);
   await commits.enqueue(record(0)); // the head is known from here on
   appends.length = 0;
   const refused = { userId: 999_999, ctid: 1, keyId: 'gone', keyRowId: 1 }; // no such user: its container check fails
